@@ -1,0 +1,2 @@
+"""The emulated cluster: the object store (API server's role) and the runtime that
+drives controllers, the dataplane and workloads from it."""

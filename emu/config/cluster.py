@@ -1,0 +1,136 @@
+"""The `kind: Cluster` topology schema and the checks that span objects."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from emu.config.kinds import BOOL
+from emu.config.schema import AnyValue, Labels, List, Obj, Report, Str, cidr, dns_label, join
+from emu.model.objects import ClusterSpec, ExternalHostDecl, Manifests, NodeDecl
+
+CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+CNIS = ("bridge", "vxlan", "routed")
+IMPLEMENTED_CNIS = ("bridge",)
+# A node needs a /24 of podCIDR; .0 network, .1 gateway on the bridge, .255 broadcast.
+NODE_POD_PREFIX = 24
+
+
+def _cni_check(value: str, path: str, report: Report) -> None:
+    if value in CNIS and value not in IMPLEMENTED_CNIS:
+        report(path, f"cni {value!r} is planned but not implemented yet; implemented: {', '.join(IMPLEMENTED_CNIS)}")
+
+
+CLUSTER = Obj(
+    {
+        "apiVersion": Str(choices=("kemu/v1alpha1",)),
+        "kind": Str(choices=("Cluster",)),
+        "metadata": Obj(
+            {"name": Str(CLUSTER_NAME, 12, what="at most 12 of [a-z0-9-], starting and ending alphanumeric")},
+            required=("name",),
+        ),
+        "spec": Obj(
+            {
+                "podCIDR": Str(extra=cidr),
+                "serviceCIDR": Str(extra=cidr),
+                "nodeCIDR": Str(extra=cidr),
+                "cni": Str(choices=CNIS, extra=_cni_check),
+                "proxy": Str(choices=("nftables", "iptables")),
+                "networkPolicy": BOOL,
+                "nodes": List(Obj({"name": dns_label(), "labels": Labels()}, required=("name",)), min_items=1),
+                "externalHosts": List(Obj({"name": dns_label()}, required=("name",))),
+                "resources": List(AnyValue()),
+                "include": List(Str()),
+            },
+            required=("nodes",),
+        ),
+    },
+    required=("apiVersion", "kind", "metadata", "spec"),
+)
+
+
+def build_cluster_spec(raw: dict[str, Any]) -> ClusterSpec:
+    spec = raw["spec"]
+    defaults = ClusterSpec(name=raw["metadata"]["name"])
+    return ClusterSpec(
+        name=defaults.name,
+        pod_cidr=spec.get("podCIDR", defaults.pod_cidr),
+        service_cidr=spec.get("serviceCIDR", defaults.service_cidr),
+        node_cidr=spec.get("nodeCIDR", defaults.node_cidr),
+        cni=spec.get("cni", defaults.cni),
+        proxy=spec.get("proxy", defaults.proxy),
+        network_policy=spec.get("networkPolicy", defaults.network_policy),
+        nodes=tuple(NodeDecl(n["name"], dict(n.get("labels") or {})) for n in spec["nodes"]),
+        external_hosts=tuple(ExternalHostDecl(h["name"]) for h in spec.get("externalHosts") or ()),
+    )
+
+
+def check_spec(spec: ClusterSpec, report: Report) -> None:
+    """Checks across fields of the cluster spec (CIDRs, capacity, names)."""
+    nets = {
+        "spec.podCIDR": ipaddress.ip_network(spec.pod_cidr),
+        "spec.serviceCIDR": ipaddress.ip_network(spec.service_cidr),
+        "spec.nodeCIDR": ipaddress.ip_network(spec.node_cidr),
+    }
+    items = list(nets.items())
+    for i, (pa, na) in enumerate(items):
+        for pb, nb in items[i + 1 :]:
+            if na.overlaps(nb):
+                report(pb, f"{nb} overlaps {pa} ({na}); pod, service and node ranges must be disjoint")
+    pod = nets["spec.podCIDR"]
+    if pod.prefixlen > NODE_POD_PREFIX:
+        report("spec.podCIDR", f"{pod} is too small: each node needs a /{NODE_POD_PREFIX}")
+    elif 2 ** (NODE_POD_PREFIX - pod.prefixlen) < len(spec.nodes):
+        report(
+            "spec.podCIDR",
+            f"{pod} holds {2 ** (NODE_POD_PREFIX - pod.prefixlen)} node ranges (/{NODE_POD_PREFIX}) but there are {len(spec.nodes)} nodes",
+        )
+    node_net = nets["spec.nodeCIDR"]
+    # .0 network, .1 reserved (a gateway, as on a real node network), broadcast.
+    usable = node_net.num_addresses - 3
+    need = len(spec.nodes) + len(spec.external_hosts)
+    if need > usable:
+        report("spec.nodeCIDR", f"{node_net} has {max(usable, 0)} usable addresses but {need} nodes and external hosts need one each")
+    seen: dict[str, str] = {}
+    for i, n in enumerate(spec.nodes):
+        p = f"spec.nodes[{i}].name"
+        if n.name in seen:
+            report(p, f"duplicate name {n.name!r} (first at {seen[n.name]})")
+        seen.setdefault(n.name, p)
+    for i, h in enumerate(spec.external_hosts):
+        p = f"spec.externalHosts[{i}].name"
+        if h.name in seen:
+            report(p, f"duplicate name {h.name!r} (first at {seen[h.name]}); nodes and external hosts share one name space")
+        seen.setdefault(h.name, p)
+
+
+def check_manifests(
+    spec: ClusterSpec,
+    manifests: Manifests,
+    where: dict[str, tuple[str, str]],
+    report_at: Any,
+) -> None:
+    """Checks across objects: duplicates, namespaces and nodes that must exist.
+
+    `where` maps an object key ("Kind/ns/name") to the (file, path) it came from, so each
+    problem points at the document that caused it; `report_at(file, path, msg)` records it.
+    """
+    nodes = {n.name for n in spec.nodes}
+    namespaces = {"default"} | {n.meta.name for n in manifests.namespaces}
+    objs: list[tuple[str, Any]] = [("Namespace/" + n.meta.name, n) for n in manifests.namespaces]
+    objs += [(f"Pod/{p.meta.namespace}/{p.meta.name}", p) for p in manifests.pods]
+    objs += [(f"Deployment/{d.meta.namespace}/{d.meta.name}", d) for d in manifests.deployments]
+    seen: set[str] = set()
+    for key, obj in objs:
+        file, path = where.get(key, ("", ""))
+        if key in seen:
+            report_at(file, join(path, "metadata.name"), f"duplicate {key.split('/')[0]} {key.split('/', 1)[1]!r}")
+        seen.add(key)
+        ns = getattr(obj.meta, "namespace", "")
+        if ns and ns not in namespaces:
+            report_at(file, join(path, "metadata.namespace"), f"namespace {ns!r} not found; declare a Namespace or use one of: {', '.join(sorted(namespaces))}")
+        pod_spec = getattr(obj, "spec", None) if key.startswith("Pod/") else getattr(obj, "template_spec", None)
+        if pod_spec is not None and pod_spec.node_name and pod_spec.node_name not in nodes:
+            sub = "spec.nodeName" if key.startswith("Pod/") else "spec.template.spec.nodeName"
+            report_at(file, join(path, sub), f"node {pod_spec.node_name!r} does not exist; nodes: {', '.join(sorted(nodes))}")

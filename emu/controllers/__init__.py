@@ -1,0 +1,1 @@
+"""Pure controllers: IPAM, scheduling, Deployments (no I/O, no kernel)."""

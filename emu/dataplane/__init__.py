@@ -1,0 +1,1 @@
+"""Everything that touches the kernel: namespaces, links, CNI plugins, ownership records."""

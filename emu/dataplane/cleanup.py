@@ -1,0 +1,45 @@
+"""Removing what a cluster left behind, found from its ownership record — never by
+matching names: a namespace is ours only if the record lists it and, when its `lo`
+carries a marker, the marker is this cluster's."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+from emu.dataplane import netns
+from emu.dataplane.handles import read_marker
+from emu.dataplane.ownership import ProcRef, Record
+
+log = logging.getLogger(__name__)
+
+
+def clean_cluster(record: Record, keep_daemon: bool = False) -> list[str]:
+    """Kill recorded processes, unpin recorded namespaces, drop the record. What was removed."""
+    removed: list[str] = []
+    procs = [ProcRef(p["pid"], p["start"]) for p in record.data.get("processes", [])]
+    daemon = record.daemon()
+    if daemon is not None and not keep_daemon and daemon.pid != os.getpid():
+        procs.append(daemon)
+    for ref in procs:
+        if ref.alive():
+            try:
+                os.kill(ref.pid, signal.SIGKILL)
+                removed.append(f"process {ref.pid}")
+            except ProcessLookupError:
+                pass
+    marker = record.data.get("marker", "")
+    for name in reversed(record.data.get("netns", [])):
+        if not netns.exists(name):
+            continue
+        found = read_marker(name)
+        if found and found != marker:
+            log.warning("not removing netns %s: it carries another owner's marker (%s)", name, found)
+            continue
+        netns.delete(name)
+        removed.append(f"netns {name}")
+    if record.data.get("made_run_netns_mount"):
+        netns.release_run_dir()
+    record.remove()
+    return removed

@@ -1,0 +1,30 @@
+"""The contract a pod-network plugin fulfils (the role of a CNI plugin plus its node agent)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from pyroute2 import IPRoute
+
+from emu.controllers.ipam import AddressPlan, NodeAddr
+from emu.dataplane.handles import NsHandle
+
+
+class CNIPlugin(ABC):
+    name = ""
+
+    def __init__(self, plan: AddressPlan, pod_cidr: str) -> None:
+        self.plan = plan
+        self.pod_cidr = pod_cidr
+
+    @abstractmethod
+    def setup_node(self, node: NsHandle, addr: NodeAddr) -> None:
+        """Prepare a node namespace (the calling thread is inside it)."""
+
+    @abstractmethod
+    def add_pod(self, pod_ipr: IPRoute, node: NsHandle, addr: NodeAddr, pod_ip: str, host_if: str) -> None:
+        """Give a new pod namespace its eth0 (the calling thread is inside the pod's netns)."""
+
+    @abstractmethod
+    def del_pod(self, node: NsHandle, host_if: str) -> None:
+        """Remove a pod's link from its node."""

@@ -1,0 +1,69 @@
+"""A live handle on one namespace: its fd and a netlink socket opened inside it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+from pyroute2 import IPRoute
+
+from emu.dataplane import netns
+
+
+@dataclass
+class NsHandle:
+    """`ipr` was opened inside the namespace, so it acts there from any thread."""
+
+    name: str
+    fd: int
+    ipr: IPRoute
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @staticmethod
+    def open_here(name: str) -> NsHandle:
+        """For a thread currently inside netns `name`."""
+        return NsHandle(name, netns.open_fd(name), IPRoute())
+
+    def index(self, ifname: str) -> int:
+        found = self.ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise LookupError(f"no interface {ifname} in {self.name}")
+        return int(found[0])
+
+    def close(self) -> None:
+        try:
+            self.ipr.close()
+        finally:
+            os.close(self.fd)
+
+
+def write_sysctl_here(key: str, value: str) -> bool:
+    """Set a per-namespace sysctl for the namespace the calling thread is in.
+
+    /proc/sys/net resolves against the opening thread's namespace. Returns False if the
+    key does not exist (e.g. bridge-nf-call-iptables without br_netfilter loaded).
+    """
+    p = "/proc/sys/" + key.replace(".", "/")
+    try:
+        with open(p, "w") as f:
+            f.write(value)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def mark_here(ipr: IPRoute, marker: str) -> None:
+    """Bring `lo` up and tag it with kemu's ownership marker (read back by `kemu clean`)."""
+    lo = ipr.link_lookup(ifname="lo")[0]
+    ipr.link("set", index=lo, state="up", ifalias=marker)
+
+
+def read_marker(name: str) -> str | None:
+    try:
+        with netns.entered(name):
+            with IPRoute() as ipr:
+                links = ipr.get_links(ipr.link_lookup(ifname="lo")[0])
+                return links[0].get("IFLA_IFALIAS") if links else None
+    except Exception:  # noqa: BLE001 - an unreadable namespace has no marker
+        return None

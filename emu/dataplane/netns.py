@@ -1,0 +1,148 @@
+"""Named network namespaces, made the way `ip netns add` makes them, without forking.
+
+A namespace is created by unshare(CLONE_NEWNET) in the calling *thread* and pinned by a
+bind mount of /proc/thread-self/ns/net on /run/netns/NAME, so `ip netns`, `nsenter` and
+tcpdump see it. setns(2) switches only the calling thread: one process can create sockets
+in many namespaces (a socket stays in the namespace it was created in).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from emu.errors import DataplaneError
+
+RUN_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUTS = 0x04000000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_home_lock = threading.Lock()
+_home_fd: int | None = None
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise DataplaneError(f"{what}: {os.strerror(err)}")
+
+
+def home_fd() -> int:
+    """A handle on the namespace kemu started in (taken from the main thread's view)."""
+    global _home_fd
+    with _home_lock:
+        if _home_fd is None:
+            _home_fd = os.open(f"/proc/{os.getpid()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        return _home_fd
+
+
+def path(name: str) -> str:
+    return os.path.join(RUN_DIR, name)
+
+
+def exists(name: str) -> bool:
+    return os.path.exists(path(name))
+
+
+def ensure_run_dir() -> bool:
+    """Make /run/netns a shared mount point as iproute2 does; True if we made the mount."""
+    os.makedirs(RUN_DIR, mode=0o755, exist_ok=True)
+    if _libc.mount(b"", RUN_DIR.encode(), b"none", MS_SHARED | MS_REC, None) == 0:
+        return False
+    if ctypes.get_errno() != errno.EINVAL:
+        _check(-1, f"mount --make-rshared {RUN_DIR}")
+    # Not a mount point yet: bind it on itself, then make it shared (iproute2's ip netns add).
+    _check(_libc.mount(RUN_DIR.encode(), RUN_DIR.encode(), b"none", MS_BIND | MS_REC, None), f"bind mount {RUN_DIR}")
+    _check(_libc.mount(b"", RUN_DIR.encode(), b"none", MS_SHARED | MS_REC, None), f"mount --make-rshared {RUN_DIR}")
+    return True
+
+
+def release_run_dir() -> None:
+    """Undo ensure_run_dir()'s mount when no namespace file is left in it."""
+    if os.path.isdir(RUN_DIR) and not os.listdir(RUN_DIR):
+        _libc.umount2(RUN_DIR.encode(), MNT_DETACH)
+
+
+def set_thread_netns(fd: int) -> None:
+    _check(_libc.setns(fd, CLONE_NEWNET), "setns")
+
+
+def go_home() -> None:
+    set_thread_netns(home_fd())
+
+
+def create_here(name: str) -> None:
+    """Create netns `name` and leave the calling thread inside it (call go_home() after)."""
+    target = path(name)
+    fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
+    os.close(fd)
+    try:
+        _check(_libc.unshare(CLONE_NEWNET), f"unshare netns for {name}")
+        src = f"/proc/self/task/{threading.get_native_id()}/ns/net"
+        _check(_libc.mount(src.encode(), target.encode(), b"none", MS_BIND, None), f"bind mount netns {name}")
+    except BaseException:
+        go_home()
+        os.unlink(target)
+        raise
+
+
+@contextmanager
+def created(name: str) -> Iterator[None]:
+    """Create `name` and run the body inside it; the thread always comes back home."""
+    create_here(name)
+    try:
+        yield
+    finally:
+        go_home()
+
+
+@contextmanager
+def entered(name: str) -> Iterator[None]:
+    fd = open_fd(name)
+    try:
+        set_thread_netns(fd)
+        yield
+    finally:
+        go_home()
+        os.close(fd)
+
+
+def open_fd(name: str) -> int:
+    try:
+        return os.open(path(name), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise DataplaneError(f"network namespace {name} does not exist") from None
+
+
+def delete(name: str) -> bool:
+    """Unpin a namespace (as `ip netns del`); the kernel frees it once nothing uses it."""
+    target = path(name)
+    if not os.path.exists(target):
+        return False
+    if _libc.umount2(target.encode(), MNT_DETACH) != 0 and ctypes.get_errno() != errno.EINVAL:
+        _check(-1, f"umount netns {name}")
+    try:
+        os.unlink(target)
+    except FileNotFoundError:
+        pass
+    return True
+
+
+def enter_process(name: str, hostname: str | None = None) -> None:
+    """Move the whole (single-threaded) process into netns `name`, with its own hostname."""
+    fd = open_fd(name)
+    set_thread_netns(fd)
+    os.close(fd)
+    if hostname:
+        _check(_libc.unshare(CLONE_NEWUTS), "unshare uts")
+        b = hostname.encode()
+        _check(_libc.sethostname(b, len(b)), "sethostname")

@@ -1,0 +1,1 @@
+"""The internal object model: frozen dataclasses, no I/O."""

@@ -1,0 +1,1 @@
+"""What runs inside pods: the agnhost-compatible server, container processes, probes."""

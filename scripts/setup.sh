@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One source of installation truth: used by `make setup`, .ci/run and vagrant/.
+# Installs the Debian packages kemu needs (only those missing) and a venv in .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(mininet iproute2 nftables iptables conntrack ethtool iperf3 curl
+      netcat-openbsd tcpdump dnsutils bridge-utils procps iputils-ping python3-venv python3-pip)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup: need root to install: ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # --no-install-recommends: mininet recommends openvswitch-switch, which this
+    # emulator does not use (the kernel module is absent; we use Linux bridges).
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+    "$PY" -m venv .venv
+fi
+stamp=.venv/.kemu-installed
+if [[ ! -f $stamp || setup.cfg -nt $stamp || pyproject.toml -nt $stamp ]]; then
+    .venv/bin/pip install -q --upgrade pip >/dev/null
+    .venv/bin/pip install -q -e '.[dev]'
+    touch "$stamp"
+fi
+echo "setup: ok (.venv/bin/kemu)" >&2
