@@ -86,7 +86,11 @@ class Cluster:
             self.network.build()
             self.record.update(nodes=self._member_record(self.network.nodes), hosts=self._member_record(self.network.hosts))
             m = self.config.manifests
-            parsed = ParsedManifests(m, {}, [(n.meta.name, n) for n in m.namespaces] + [(p.key, p) for p in m.pods] + [(d.key, d) for d in m.deployments])
+            parsed = ParsedManifests(
+                m,
+                {},
+                [(n.meta.name, n) for n in m.namespaces] + [(p.key, p) for p in m.pods] + [(d.key, d) for d in m.deployments],
+            )
             with self.lock:
                 self._realise(self.store.apply(parsed))
             self._up = True
@@ -256,7 +260,17 @@ class Cluster:
 
     def _write_pod_record(self) -> None:
         self.record.set_pods(
-            {k: {"netns": st.netns, "ip": st.ip, "node": st.node, "hostname": st.pod.meta.name} for k, st in self.pods.items() if st.netns}
+            {
+                k: {
+                    "netns": st.netns,
+                    "ip": st.ip,
+                    "node": st.node,
+                    "hostname": st.pod.meta.name,
+                    "containers": [x.name for x in st.pod.spec.containers],
+                }
+                for k, st in self.pods.items()
+                if st.netns
+            }
         )
 
     # --- queries -------------------------------------------------------------------------

@@ -26,7 +26,15 @@ KIND_ALIASES = {
 def canonical_kind(kind: str) -> str:
     k = KIND_ALIASES.get(kind.lower())
     if k is None:
-        raise ValidationError([Problem("<command line>", "", f"unknown resource type {kind!r}; known: {', '.join(sorted(set(KIND_ALIASES.values())))}")])
+        raise ValidationError(
+            [
+                Problem(
+                    "<command line>",
+                    "",
+                    f"unknown resource type {kind!r}; known: {', '.join(sorted(set(KIND_ALIASES.values())))}",
+                )
+            ]
+        )
     return k
 
 
@@ -69,9 +77,17 @@ class Store:
             if isinstance(obj, Pod) and obj.key in self.pods:
                 old = self.pods[obj.key]
                 if old.owner:
-                    problems.append(Problem(file, path, f"pod {obj.key} is managed by deployment {old.owner}; change the deployment instead"))
+                    problems.append(
+                        Problem(file, path, f"pod {obj.key} is managed by deployment {old.owner}; change the deployment instead")
+                    )
                 elif old.spec != obj.spec:
-                    problems.append(Problem(file, f"{path}.spec" if path else "spec", "Forbidden: pod updates may not change fields other than labels and annotations (delete and re-create the pod)"))
+                    problems.append(
+                        Problem(
+                            file,
+                            f"{path}.spec" if path else "spec",
+                            "Forbidden: pod updates may not change fields other than labels and annotations (delete and re-create the pod)",
+                        )
+                    )
             if isinstance(obj, Deployment) and obj.key in self.deployments:
                 if self.deployments[obj.key].selector != obj.selector:
                     problems.append(Problem(file, f"{path}.spec.selector" if path else "spec.selector", "field is immutable"))
@@ -145,7 +161,13 @@ class Store:
             if ns is None:
                 raise NotFoundError(f'namespaces "{name}" not found')
             if NAMESPACE_NAME_LABEL in set_ or NAMESPACE_NAME_LABEL in remove:
-                raise ValidationError([Problem("<command line>", "", f"label {NAMESPACE_NAME_LABEL} is set by the API server and cannot be changed")])
+                raise ValidationError(
+                    [
+                        Problem(
+                            "<command line>", "", f"label {NAMESPACE_NAME_LABEL} is set by the API server and cannot be changed"
+                        )
+                    ]
+                )
             self.namespaces[name] = Namespace(self._relabel(ns.meta, set_, remove, overwrite))
         elif kind == "Pod":
             pod = self.pods.get(f"{namespace}/{name}")
@@ -159,14 +181,18 @@ class Store:
             # As kubectl: a Deployment's own labels, not its pod template's.
             self.deployments[d.key] = dataclasses.replace(d, meta=self._relabel(d.meta, set_, remove, overwrite))
         else:
-            raise ValidationError([Problem("<command line>", "", f"kemu label supports pods, namespaces and deployments, not {kind}")])
+            raise ValidationError(
+                [Problem("<command line>", "", f"kemu label supports pods, namespaces and deployments, not {kind}")]
+            )
 
     @staticmethod
     def _relabel(meta: Meta, set_: dict[str, str], remove: list[str], overwrite: bool) -> Meta:
         labels = dict(meta.labels)
         for k, v in set_.items():
             if k in labels and labels[k] != v and not overwrite:
-                raise ValidationError([Problem("<command line>", "", f"'{k}' already has a value ({labels[k]}), and --overwrite is false")])
+                raise ValidationError(
+                    [Problem("<command line>", "", f"'{k}' already has a value ({labels[k]}), and --overwrite is false")]
+                )
             labels[k] = v
         for k in remove:
             labels.pop(k, None)

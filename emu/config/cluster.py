@@ -91,7 +91,9 @@ def check_spec(spec: ClusterSpec, report: Report) -> None:
     usable = node_net.num_addresses - 3
     need = len(spec.nodes) + len(spec.external_hosts)
     if need > usable:
-        report("spec.nodeCIDR", f"{node_net} has {max(usable, 0)} usable addresses but {need} nodes and external hosts need one each")
+        report(
+            "spec.nodeCIDR", f"{node_net} has {max(usable, 0)} usable addresses but {need} nodes and external hosts need one each"
+        )
     seen: dict[str, str] = {}
     for i, n in enumerate(spec.nodes):
         p = f"spec.nodes[{i}].name"
@@ -129,7 +131,11 @@ def check_manifests(
         seen.add(key)
         ns = getattr(obj.meta, "namespace", "")
         if ns and ns not in namespaces:
-            report_at(file, join(path, "metadata.namespace"), f"namespace {ns!r} not found; declare a Namespace or use one of: {', '.join(sorted(namespaces))}")
+            report_at(
+                file,
+                join(path, "metadata.namespace"),
+                f"namespace {ns!r} not found; declare a Namespace or use one of: {', '.join(sorted(namespaces))}",
+            )
         pod_spec = getattr(obj, "spec", None) if key.startswith("Pod/") else getattr(obj, "template_spec", None)
         if pod_spec is not None and pod_spec.node_name and pod_spec.node_name not in nodes:
             sub = "spec.nodeName" if key.startswith("Pod/") else "spec.template.spec.nodeName"

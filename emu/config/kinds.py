@@ -78,10 +78,7 @@ SELECTOR = Obj(
 
 def build_selector(raw: dict[str, Any] | None) -> LabelSelector:
     raw = raw or {}
-    exprs = tuple(
-        Requirement(e["key"], e["operator"], tuple(e.get("values") or ()))
-        for e in raw.get("matchExpressions") or ()
-    )
+    exprs = tuple(Requirement(e["key"], e["operator"], tuple(e.get("values") or ())) for e in raw.get("matchExpressions") or ())
     return LabelSelector(dict(raw.get("matchLabels") or {}), exprs)
 
 
@@ -179,9 +176,7 @@ def _pod_spec_check(value: dict[str, Any], path: str, report: Report) -> None:
         probe = c.get("readinessProbe") or {}
         for h in ("httpGet", "tcpSocket"):
             port = (probe.get(h) or {}).get("port") if isinstance(probe, dict) else None
-            if isinstance(port, str) and port not in {
-                q.get("name") for q in c.get("ports") or [] if isinstance(q, dict)
-            }:
+            if isinstance(port, str) and port not in {q.get("name") for q in c.get("ports") or [] if isinstance(q, dict)}:
                 report(join(join(join(cp, "readinessProbe"), h), "port"), f"named port {port!r} is not a port of this container")
 
 
@@ -261,8 +256,7 @@ def build_pod_spec(raw: dict[str, Any]) -> PodSpec:
         Container(
             name=c["name"],
             ports=tuple(
-                ContainerPort(p["containerPort"], p.get("protocol", "TCP"), p.get("name", ""))
-                for p in c.get("ports") or ()
+                ContainerPort(p["containerPort"], p.get("protocol", "TCP"), p.get("name", "")) for p in c.get("ports") or ()
             ),
             command=tuple(c.get("command") or ()),
             args=tuple(c.get("args") or ()),
@@ -320,7 +314,10 @@ KINDS: dict[str, Kind] = {
                         "replicas": Int(0, 10000),
                         "selector": SELECTOR,
                         "template": Obj(
-                            {"metadata": Obj({"labels": Labels(), "annotations": Labels(values_are_labels=False)}), "spec": POD_SPEC},
+                            {
+                                "metadata": Obj({"labels": Labels(), "annotations": Labels(values_are_labels=False)}),
+                                "spec": POD_SPEC,
+                            },
                             required=("spec",),
                         ),
                         "strategy": AnyValue(),

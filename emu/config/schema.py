@@ -30,9 +30,7 @@ def join(path: str, key: str | int) -> str:
 def type_name(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "boolean", int: "integer", str: "string", list: "list", dict: "mapping"}.get(
-        type(value), type(value).__name__
-    )
+    return {bool: "boolean", int: "integer", str: "string", list: "list", dict: "mapping"}.get(type(value), type(value).__name__)
 
 
 class Schema:
@@ -175,12 +173,18 @@ def label_key(key: str, path: str, report: Report) -> None:
     if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
         report(path, f"label key prefix {prefix!r} must be a DNS subdomain")
     if not name or len(name) > 63 or not QUALIFIED_NAME.match(name):
-        report(path, f"label key {key!r} is not valid: name part must be 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric")
+        report(
+            path,
+            f"label key {key!r} is not valid: name part must be 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
+        )
 
 
 def label_value(value: str, path: str, report: Report) -> None:
     if value and (len(value) > 63 or not QUALIFIED_NAME.match(value)):
-        report(path, f"label value {value!r} is not valid: at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric")
+        report(
+            path,
+            f"label value {value!r} is not valid: at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
+        )
 
 
 def port_name(value: str, path: str, report: Report) -> None:
@@ -203,4 +207,6 @@ def dns_label(max_len: int = 63) -> Str:
 
 
 def dns_subdomain() -> Str:
-    return Str(DNS_SUBDOMAIN, 253, what="lowercase letters, digits, '-' and '.', starting and ending alphanumeric (DNS-1123 subdomain)")
+    return Str(
+        DNS_SUBDOMAIN, 253, what="lowercase letters, digits, '-' and '.', starting and ending alphanumeric (DNS-1123 subdomain)"
+    )

@@ -13,11 +13,7 @@ def choose_node(spec: PodSpec, nodes: tuple[NodeAddr, ...], load: dict[str, int]
     """
     if spec.node_name:
         return spec.node_name if capacity.get(spec.node_name, 0) > 0 else None
-    fits = [
-        n
-        for n in nodes
-        if all(n.labels.get(k) == v for k, v in spec.node_selector.items()) and capacity.get(n.name, 0) > 0
-    ]
+    fits = [n for n in nodes if all(n.labels.get(k) == v for k, v in spec.node_selector.items()) and capacity.get(n.name, 0) > 0]
     if not fits:
         return None
     return min(fits, key=lambda n: (load.get(n.name, 0), n.index)).name

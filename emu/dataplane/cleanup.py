@@ -39,7 +39,7 @@ def clean_cluster(record: Record, keep_daemon: bool = False) -> list[str]:
             continue
         netns.delete(name)
         removed.append(f"netns {name}")
-    if record.data.get("made_run_netns_mount"):
-        netns.release_run_dir()
+    if record.data.get("made_run_netns"):
+        netns.release_run_dir(record.data["made_run_netns"])
     record.remove()
     return removed

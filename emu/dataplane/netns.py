@@ -53,23 +53,30 @@ def exists(name: str) -> bool:
     return os.path.exists(path(name))
 
 
-def ensure_run_dir() -> bool:
-    """Make /run/netns a shared mount point as iproute2 does; True if we made the mount."""
-    os.makedirs(RUN_DIR, mode=0o755, exist_ok=True)
+def ensure_run_dir() -> list[str]:
+    """Make /run/netns a shared mount point as iproute2 does; what we made ("dir", "mount")."""
+    made = []
+    if not os.path.isdir(RUN_DIR):
+        os.makedirs(RUN_DIR, mode=0o755)
+        made.append("dir")
     if _libc.mount(b"", RUN_DIR.encode(), b"none", MS_SHARED | MS_REC, None) == 0:
-        return False
+        return made
     if ctypes.get_errno() != errno.EINVAL:
         _check(-1, f"mount --make-rshared {RUN_DIR}")
     # Not a mount point yet: bind it on itself, then make it shared (iproute2's ip netns add).
     _check(_libc.mount(RUN_DIR.encode(), RUN_DIR.encode(), b"none", MS_BIND | MS_REC, None), f"bind mount {RUN_DIR}")
     _check(_libc.mount(b"", RUN_DIR.encode(), b"none", MS_SHARED | MS_REC, None), f"mount --make-rshared {RUN_DIR}")
-    return True
+    return [*made, "mount"]
 
 
-def release_run_dir() -> None:
-    """Undo ensure_run_dir()'s mount when no namespace file is left in it."""
-    if os.path.isdir(RUN_DIR) and not os.listdir(RUN_DIR):
+def release_run_dir(made: list[str]) -> None:
+    """Undo what ensure_run_dir() made, once no namespace file is left in /run/netns."""
+    if not os.path.isdir(RUN_DIR) or os.listdir(RUN_DIR):
+        return
+    if "mount" in made:
         _libc.umount2(RUN_DIR.encode(), MNT_DETACH)
+    if "dir" in made:
+        os.rmdir(RUN_DIR)
 
 
 def set_thread_netns(fd: int) -> None:

@@ -44,7 +44,7 @@ class Network:
     def build(self) -> None:
         made = netns.ensure_run_dir()
         if made:
-            self.record.update(made_run_netns_mount=True)
+            self.record.update(made_run_netns=made)
         sw = names.switch_ns(self.cluster)
         members = [names.member_ns(self.cluster, n.name) for n in self.plan.nodes]
         members += [names.member_ns(self.cluster, h.name) for h in self.plan.hosts]
@@ -69,9 +69,7 @@ class Network:
             mark_here(h.ipr, self.marker)
             h.ipr.link("add", ifname="eth0", kind="veth", peer={"ifname": port, "net_ns_fd": self.switch.fd})
             with self.switch.lock:
-                self.switch.ipr.link(
-                    "set", index=self.switch.index(port), master=self.switch.index(SWITCH_BRIDGE), state="up"
-                )
+                self.switch.ipr.link("set", index=self.switch.index(port), master=self.switch.index(SWITCH_BRIDGE), state="up")
             eth0 = h.index("eth0")
             h.ipr.addr("add", index=eth0, address=ip, prefixlen=prefixlen)
             h.ipr.link("set", index=eth0, state="up")

@@ -67,7 +67,7 @@ class Record:
             "daemon": None,
             "netns": [],
             "processes": [],
-            "made_run_netns_mount": False,
+            "made_run_netns": [],
             "pods": {},
             "nodes": {},
             "hosts": {},

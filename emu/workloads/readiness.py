@@ -36,7 +36,10 @@ async def http_get(ns_fd: int, ip: str, port: int, path: str, timeout: float) ->
     try:
         async with asyncio.timeout(timeout):
             await loop.sock_connect(s, (ip, port))
-            await loop.sock_sendall(s, f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: kube-probe/kemu\r\nConnection: close\r\n\r\n".encode())
+            await loop.sock_sendall(
+                s,
+                f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: kube-probe/kemu\r\nConnection: close\r\n\r\n".encode(),
+            )
             head = await loop.sock_recv(s, 4096)
         parts = head.split(b" ", 2)
         return len(parts) >= 2 and parts[1].isdigit() and 200 <= int(parts[1]) < 400
@@ -62,8 +65,13 @@ async def tcp_open(ns_fd: int, ip: str, port: int, timeout: float) -> bool:
 async def exec_in(netns_name: str, command: tuple[str, ...], timeout: float) -> bool:
     try:
         proc = await asyncio.create_subprocess_exec(
-            "nsenter", f"--net={netns.path(netns_name)}", "--", *command,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            "nsenter",
+            f"--net={netns.path(netns_name)}",
+            "--",
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
     except OSError:
         return False

@@ -1,0 +1,42 @@
+# kemu: the two commands are `sudo make demo` and `sudo make test`.
+VENV   := .venv
+KEMU   := $(VENV)/bin/kemu
+PYTEST := $(VENV)/bin/pytest
+RUFF   := $(VENV)/bin/ruff
+
+.PHONY: setup demo test unit kernel e2e lint format bench clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	bash scripts/demo.sh
+
+# Every tier; kernel and e2e tiers skip themselves where the machine can't run them.
+test: setup
+	$(RUFF) check emu tests bench
+	$(RUFF) format --check emu tests bench
+	$(PYTEST) -q tests
+
+unit: setup
+	$(PYTEST) -q -m unit tests
+
+kernel: setup
+	$(PYTEST) -q -m kernel tests
+
+e2e: setup
+	$(PYTEST) -q -m e2e tests
+
+lint: setup
+	$(RUFF) check emu tests bench
+	$(RUFF) format --check emu tests bench
+
+format: setup
+	$(RUFF) format emu tests bench
+	$(RUFF) check --fix emu tests bench
+
+bench: setup
+	$(VENV)/bin/python bench/bringup.py 10 100
+
+clean:
+	-$(KEMU) clean

@@ -1,0 +1,39 @@
+"""Running the probe against a live cluster's pods."""
+
+from __future__ import annotations
+
+import os
+
+from emu.cluster.runtime import Cluster
+from emu.dataplane import netns
+from emu.errors import ValidationError, Problem
+from emu.traffic.probe import DEFAULT_TIMEOUT, Client, Result, Target, run_matrix
+
+
+def probe_cluster(
+    c: Cluster,
+    to: str = "pods",
+    ports: list[int] | None = None,
+    protocols: list[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[Result]:
+    if to != "pods":
+        raise ValidationError(
+            [Problem("<command line>", "--to", f"{to!r}: this version probes pods only (Services come with the service proxy)")]
+        )
+    protos = {p.upper() for p in protocols} if protocols else {"TCP", "UDP"}
+    with c.lock:
+        running = [st for st in c.pods.values() if st.phase == "Running" and st.netns]
+        targets = [
+            Target(st.pod.key, st.ip, p.container_port, p.protocol)
+            for st in running
+            for p in st.pod.spec.served_ports()
+            if p.protocol in protos and (not ports or p.container_port in ports)
+        ]
+        fds = {st.pod.key: os.open(netns.path(st.netns), os.O_RDONLY | os.O_CLOEXEC) for st in running}
+    try:
+        clients = [Client(k, fd) for k, fd in fds.items()]
+        return c.server.call(run_matrix(clients, targets, timeout), timeout=timeout * 4 + 60)
+    finally:
+        for fd in fds.values():
+            os.close(fd)

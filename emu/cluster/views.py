@@ -1,0 +1,164 @@
+"""Objects in Kubernetes' own shape (what `kemu get -o json|yaml` prints, as kubectl)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from emu.cluster.runtime import Cluster, PodState
+from emu.model.objects import Container, Deployment, Namespace
+from emu.model.selectors import LabelSelector
+
+
+def _ts(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _container(c: Container) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": c.name}
+    if c.command:
+        out["command"] = list(c.command)
+    if c.args:
+        out["args"] = list(c.args)
+    if c.ports:
+        out["ports"] = [
+            {"containerPort": p.container_port, "protocol": p.protocol, **({"name": p.name} if p.name else {})} for p in c.ports
+        ]
+    if c.readiness_probe:
+        r = c.readiness_probe
+        handler: dict[str, Any] = (
+            {"httpGet": {"path": r.path, "port": r.port}} if r.handler == "httpGet"
+            else {"tcpSocket": {"port": r.port}} if r.handler == "tcpSocket"
+            else {"exec": {"command": list(r.command)}}
+        )  # fmt: skip
+        out["readinessProbe"] = {**handler, "periodSeconds": r.period_seconds, "initialDelaySeconds": r.initial_delay_seconds}
+    return out
+
+
+def _selector(s: LabelSelector) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if s.match_labels:
+        out["matchLabels"] = dict(s.match_labels)
+    if s.match_expressions:
+        out["matchExpressions"] = [
+            {"key": r.key, "operator": r.operator, **({"values": list(r.values)} if r.values else {})}
+            for r in s.match_expressions
+        ]
+    return out
+
+
+def pod_view(c: Cluster, st: PodState) -> dict[str, Any]:
+    pod = st.pod
+    meta: dict[str, Any] = {"name": pod.meta.name, "namespace": pod.meta.namespace, "labels": dict(pod.meta.labels)}
+    if pod.owner:
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": pod.owner, "controller": True}]
+    ready = st.is_ready
+    status: dict[str, Any] = {
+        "phase": st.phase,
+        "conditions": [
+            {"type": "PodScheduled", "status": "True" if st.node else "False"},
+            {"type": "Ready", "status": "True" if ready else "False"},
+            {"type": "ContainersReady", "status": "True" if ready else "False"},
+        ],
+        "containerStatuses": [{"name": n, "ready": r, "started": st.phase == "Running"} for n, r in st.ready.items()],
+    }
+    if st.ip:
+        status["podIP"] = st.ip
+        status["podIPs"] = [{"ip": st.ip}]
+        status["hostIP"] = c.plan.node(st.node).ip
+    if st.started:
+        status["startTime"] = _ts(st.started)
+    spec: dict[str, Any] = {"containers": [_container(x) for x in pod.spec.containers]}
+    if st.node:
+        spec["nodeName"] = st.node
+    if pod.spec.node_selector:
+        spec["nodeSelector"] = dict(pod.spec.node_selector)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
+
+
+def namespace_view(c: Cluster, ns: Namespace) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": ns.meta.name, "labels": dict(ns.meta.labels)},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }
+
+
+def deployment_view(c: Cluster, d: Deployment) -> dict[str, Any]:
+    owned = [st for st in c.pods.values() if st.pod.owner == d.meta.name and st.pod.meta.namespace == d.meta.namespace]
+    ready = sum(1 for st in owned if st.is_ready)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": d.meta.name, "namespace": d.meta.namespace, "labels": dict(d.meta.labels)},
+        "spec": {
+            "replicas": d.replicas,
+            "selector": _selector(d.selector),
+            "template": {
+                "metadata": {"labels": dict(d.template_labels)},
+                "spec": {"containers": [_container(x) for x in d.template_spec.containers]},
+            },
+        },
+        "status": {"replicas": len(owned), "readyReplicas": ready, "availableReplicas": ready, "updatedReplicas": len(owned)},
+    }
+
+
+def node_view(c: Cluster, name: str) -> dict[str, Any]:
+    n = c.plan.node(name)
+    labels = {"kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux", **n.labels}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": n.name,
+            "labels": labels,
+            "annotations": {"kemu.io/netns": c.network.nodes[name].name if name in c.network.nodes else ""},
+        },
+        "spec": {"podCIDR": n.pod_cidr, "podCIDRs": [n.pod_cidr]},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": n.ip}, {"type": "Hostname", "address": n.name}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def host_view(c: Cluster, name: str) -> dict[str, Any]:
+    h = next(x for x in c.plan.hosts if x.name == name)
+    return {
+        "apiVersion": "kemu/v1alpha1",
+        "kind": "ExternalHost",
+        "metadata": {
+            "name": h.name,
+            "annotations": {"kemu.io/netns": c.network.hosts[name].name if name in c.network.hosts else ""},
+        },
+        "spec": {},
+        "status": {"addresses": [{"type": "ExternalIP", "address": h.ip}]},
+    }
+
+
+def objects(c: Cluster, kind: str, namespace: str | None, name: str | None) -> list[dict[str, Any]]:
+    """Objects of `kind` (canonical), in `namespace` (None: all), optionally one by name."""
+    with c.lock:
+        if kind == "Pod":
+            items = [pod_view(c, st) for st in c.pods.values() if namespace is None or st.pod.meta.namespace == namespace]
+        elif kind == "Namespace":
+            items = [namespace_view(c, n) for n in c.store.namespaces.values()]
+        elif kind == "Deployment":
+            items = [
+                deployment_view(c, d) for d in c.store.deployments.values() if namespace is None or d.meta.namespace == namespace
+            ]
+        elif kind == "Node":
+            items = [node_view(c, n.name) for n in c.plan.nodes]
+        elif kind == "Host":
+            items = [host_view(c, h.name) for h in c.plan.hosts]
+        else:
+            items = []
+    if name is not None:
+        items = [i for i in items if i["metadata"]["name"] == name]
+    return sorted(items, key=lambda i: (i["metadata"].get("namespace", ""), i["metadata"]["name"]))
+
+
+def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}

@@ -1,0 +1,1 @@
+"""Traffic: the reachability probe (and, later, scapy helpers)."""
