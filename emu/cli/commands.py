@@ -85,7 +85,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         unready = hosted.start(args.ready_timeout)
         _summary(cfg.spec.name, unready, time.monotonic() - t0)
         hosted.on_remote_down(lambda: os.kill(os.getpid(), signal.SIGTERM))
-        stdin = sys.stdin if sys.stdin is not None else open(os.devnull)  # noqa: SIM115
+        stdin = sys.stdin if sys.stdin is not None else open(os.devnull)
         KemuCLI(hosted.cluster, stdin=stdin, script=args.script)
     except _RemoteDown:
         print("cluster taken down", file=sys.stderr)
@@ -119,9 +119,7 @@ def _up_detached(args: argparse.Namespace, name: str) -> int:
             ready, _, _ = select.select([rf], [], [], UP_DEADLINE)
             if not ready:
                 proc.kill()
-                raise KemuError(
-                    f"cluster {name}: the daemon reported nothing for {UP_DEADLINE:.0f} s; killed it (run `kemu clean`)"
-                )
+                raise KemuError(f"cluster {name}: the daemon reported nothing for {UP_DEADLINE:.0f} s; killed it (run `kemu clean`)")
             chunk = rf.read(4096)
             if not chunk:
                 code = proc.wait(30)
@@ -291,9 +289,7 @@ def cmd_probe(args: argparse.Namespace) -> str:
         finally:
             c.down()
     else:
-        raw = request(
-            pick_cluster(args.cluster), "probe", to=args.to, ports=args.ports, protocols=args.protocols, timeout=args.timeout
-        )
+        raw = request(pick_cluster(args.cluster), "probe", to=args.to, ports=args.ports, protocols=args.protocols, timeout=args.timeout)
         results = [Result(r["from"], r["to"], r["port"], r["protocol"], r["connected"]) for r in raw]
     if args.output == "json":
         return json.dumps({"target": args.to, "results": [r.as_json() for r in results]}, indent=1)

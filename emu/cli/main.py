@@ -48,9 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--namespace", default="default")
 
     p = sub.add_parser("label", help="set (k=v) or remove (k-) labels")
-    p.add_argument(
-        "kind", choices=["pod", "pods", "namespace", "namespaces", "ns", "node", "deployment", "deployments", "deploy"]
-    )
+    p.add_argument("kind", choices=["pod", "pods", "namespace", "namespaces", "ns", "node", "deployment", "deployments", "deploy"])
     p.add_argument("name")
     p.add_argument("labels", nargs="+", metavar="k=v|k-")
     p.add_argument("-n", "--namespace", default="default")

@@ -60,9 +60,7 @@ def rows(kind: str, items: list[dict[str, Any]], wide: bool, all_ns: bool) -> li
         out = [[o["metadata"]["name"], _address(o, "ExternalIP")] for o in items]
     elif kind == "Namespace":
         head = ["NAME", "STATUS"] + (["LABELS"] if wide else [])
-        out = [
-            [o["metadata"]["name"], o["status"]["phase"]] + ([_labels(o["metadata"]["labels"])] if wide else []) for o in items
-        ]
+        out = [[o["metadata"]["name"], o["status"]["phase"]] + ([_labels(o["metadata"]["labels"])] if wide else []) for o in items]
     elif kind == "Deployment":
         head = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE"] + (["SELECTOR"] if wide else [])
         out = []

@@ -48,12 +48,8 @@ class Targets(Mapping[str, Target]):
 
     def _all(self) -> dict[str, Target]:
         c = self.c
-        out = {
-            n.name: Target(n.name, c.network.nodes[n.name].name, n.ip, n.name) for n in c.plan.nodes if n.name in c.network.nodes
-        }
-        out |= {
-            h.name: Target(h.name, c.network.hosts[h.name].name, h.ip, h.name) for h in c.plan.hosts if h.name in c.network.hosts
-        }
+        out = {n.name: Target(n.name, c.network.nodes[n.name].name, n.ip, n.name) for n in c.plan.nodes if n.name in c.network.nodes}
+        out |= {h.name: Target(h.name, c.network.hosts[h.name].name, h.ip, h.name) for h in c.plan.hosts if h.name in c.network.hosts}
         out |= {k: Target(k, st.netns, st.ip, st.pod.meta.name) for k, st in list(c.pods.items()) if st.netns}
         return out
 
@@ -187,6 +183,4 @@ for _cmd in (
     "pingallfull",
     "pingpairfull",
 ):
-    setattr(
-        KemuCLI, f"do_{_cmd}", lambda self, line, _c=_cmd: print(f"*** {_c}: not available in kemu (no OpenFlow, links or X11)")
-    )
+    setattr(KemuCLI, f"do_{_cmd}", lambda self, line, _c=_cmd: print(f"*** {_c}: not available in kemu (no OpenFlow, links or X11)"))

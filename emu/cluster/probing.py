@@ -6,7 +6,7 @@ import os
 
 from emu.cluster.runtime import Cluster
 from emu.dataplane import netns
-from emu.errors import ValidationError, Problem
+from emu.errors import Problem, ValidationError
 from emu.traffic.probe import DEFAULT_TIMEOUT, Client, Result, Target, run_matrix
 
 

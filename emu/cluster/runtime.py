@@ -15,12 +15,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from emu.dataplane.cleanup import clean_cluster
 from emu.cluster.store import Changes, Store
 from emu.config.loader import ParsedManifests, check_against_cluster
 from emu.controllers.ipam import PodIPAllocator, plan_addresses
 from emu.controllers.scheduler import choose_node
 from emu.dataplane import names
+from emu.dataplane.cleanup import clean_cluster
 from emu.dataplane.cni import plugin_for
 from emu.dataplane.network import Network
 from emu.dataplane.ownership import ProcRef, Record

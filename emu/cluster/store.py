@@ -162,11 +162,7 @@ class Store:
                 raise NotFoundError(f'namespaces "{name}" not found')
             if NAMESPACE_NAME_LABEL in set_ or NAMESPACE_NAME_LABEL in remove:
                 raise ValidationError(
-                    [
-                        Problem(
-                            "<command line>", "", f"label {NAMESPACE_NAME_LABEL} is set by the API server and cannot be changed"
-                        )
-                    ]
+                    [Problem("<command line>", "", f"label {NAMESPACE_NAME_LABEL} is set by the API server and cannot be changed")]
                 )
             self.namespaces[name] = Namespace(self._relabel(ns.meta, set_, remove, overwrite))
         elif kind == "Pod":
@@ -181,18 +177,14 @@ class Store:
             # As kubectl: a Deployment's own labels, not its pod template's.
             self.deployments[d.key] = dataclasses.replace(d, meta=self._relabel(d.meta, set_, remove, overwrite))
         else:
-            raise ValidationError(
-                [Problem("<command line>", "", f"kemu label supports pods, namespaces and deployments, not {kind}")]
-            )
+            raise ValidationError([Problem("<command line>", "", f"kemu label supports pods, namespaces and deployments, not {kind}")])
 
     @staticmethod
     def _relabel(meta: Meta, set_: dict[str, str], remove: list[str], overwrite: bool) -> Meta:
         labels = dict(meta.labels)
         for k, v in set_.items():
             if k in labels and labels[k] != v and not overwrite:
-                raise ValidationError(
-                    [Problem("<command line>", "", f"'{k}' already has a value ({labels[k]}), and --overwrite is false")]
-                )
+                raise ValidationError([Problem("<command line>", "", f"'{k}' already has a value ({labels[k]}), and --overwrite is false")])
             labels[k] = v
         for k in remove:
             labels.pop(k, None)

@@ -41,8 +41,7 @@ def _selector(s: LabelSelector) -> dict[str, Any]:
         out["matchLabels"] = dict(s.match_labels)
     if s.match_expressions:
         out["matchExpressions"] = [
-            {"key": r.key, "operator": r.operator, **({"values": list(r.values)} if r.values else {})}
-            for r in s.match_expressions
+            {"key": r.key, "operator": r.operator, **({"values": list(r.values)} if r.values else {})} for r in s.match_expressions
         ]
     return out
 
@@ -146,9 +145,7 @@ def objects(c: Cluster, kind: str, namespace: str | None, name: str | None) -> l
         elif kind == "Namespace":
             items = [namespace_view(c, n) for n in c.store.namespaces.values()]
         elif kind == "Deployment":
-            items = [
-                deployment_view(c, d) for d in c.store.deployments.values() if namespace is None or d.meta.namespace == namespace
-            ]
+            items = [deployment_view(c, d) for d in c.store.deployments.values() if namespace is None or d.meta.namespace == namespace]
         elif kind == "Node":
             items = [node_view(c, n.name) for n in c.plan.nodes]
         elif kind == "Host":

@@ -91,9 +91,7 @@ def check_spec(spec: ClusterSpec, report: Report) -> None:
     usable = node_net.num_addresses - 3
     need = len(spec.nodes) + len(spec.external_hosts)
     if need > usable:
-        report(
-            "spec.nodeCIDR", f"{node_net} has {max(usable, 0)} usable addresses but {need} nodes and external hosts need one each"
-        )
+        report("spec.nodeCIDR", f"{node_net} has {max(usable, 0)} usable addresses but {need} nodes and external hosts need one each")
     seen: dict[str, str] = {}
     for i, n in enumerate(spec.nodes):
         p = f"spec.nodes[{i}].name"
@@ -113,7 +111,7 @@ def check_manifests(
     where: dict[str, tuple[str, str]],
     report_at: Any,
 ) -> None:
-    """Checks across objects: duplicates, namespaces and nodes that must exist.
+    """Checks across objects: namespaces and nodes that must exist.
 
     `where` maps an object key ("Kind/ns/name") to the (file, path) it came from, so each
     problem points at the document that caused it; `report_at(file, path, msg)` records it.
@@ -123,12 +121,10 @@ def check_manifests(
     objs: list[tuple[str, Any]] = [("Namespace/" + n.meta.name, n) for n in manifests.namespaces]
     objs += [(f"Pod/{p.meta.namespace}/{p.meta.name}", p) for p in manifests.pods]
     objs += [(f"Deployment/{d.meta.namespace}/{d.meta.name}", d) for d in manifests.deployments]
-    seen: set[str] = set()
     for key, obj in objs:
         file, path = where.get(key, ("", ""))
-        if key in seen:
-            report_at(file, join(path, "metadata.name"), f"duplicate {key.split('/')[0]} {key.split('/', 1)[1]!r}")
-        seen.add(key)
+        if not file:
+            continue  # already in the cluster, checked when it came
         ns = getattr(obj.meta, "namespace", "")
         if ns and ns not in namespaces:
             report_at(

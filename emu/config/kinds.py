@@ -210,7 +210,7 @@ def _deployment_check(value: dict[str, Any], path: str, report: Report) -> None:
     labels = (tmpl.get("metadata") or {}).get("labels") or {}
     try:
         ok = build_selector(sel).matches(labels)
-    except (TypeError, AttributeError, KeyError):
+    except (TypeError, AttributeError, KeyError, ValueError):
         return  # the selector's own problems are already reported
     if not ok:
         report(join(path, "spec.template.metadata.labels"), "`selector` does not match template `labels`")
@@ -255,9 +255,7 @@ def build_pod_spec(raw: dict[str, Any]) -> PodSpec:
     containers = tuple(
         Container(
             name=c["name"],
-            ports=tuple(
-                ContainerPort(p["containerPort"], p.get("protocol", "TCP"), p.get("name", "")) for p in c.get("ports") or ()
-            ),
+            ports=tuple(ContainerPort(p["containerPort"], p.get("protocol", "TCP"), p.get("name", "")) for p in c.get("ports") or ()),
             command=tuple(c.get("command") or ()),
             args=tuple(c.get("args") or ()),
             readiness_probe=build_probe(c.get("readinessProbe")),

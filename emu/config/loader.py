@@ -84,7 +84,11 @@ def parse_manifest_docs(docs: list[tuple[str, str, Any]], c: Collector) -> Parse
         obj = KINDS[kind].build(raw)
         ns = getattr(obj.meta, "namespace", "")
         key = f"{kind}/{ns}/{obj.meta.name}" if ns else f"{kind}/{obj.meta.name}"
-        where.setdefault(key, (file, path))
+        if key in where:
+            first = " ".join(x for x in where[key] if x)
+            c.at(file, join(path, "metadata.name") if path else "metadata.name", f"duplicate {kind} {key.split('/', 1)[1]!r} (first at {first})")
+            continue
+        where[key] = (file, path)
         order.append((key, obj))
         {"Namespace": namespaces, "Pod": pods, "Deployment": deployments}[kind].append(obj)
     return ParsedManifests(Manifests(tuple(namespaces), tuple(pods), tuple(deployments)), where, order)
@@ -116,17 +120,21 @@ def load_cluster_file(file: str) -> ClusterConfig:
         c.raise_if_any()
     raw = docs[0]
     CLUSTER.check(raw, "", c.reporter(file))
-    if c.problems:
-        # The spec's fields are unusable; still report the manifests' own problems.
-        spec = raw.get("spec") if isinstance(raw, dict) else None
-        if isinstance(spec, dict) and isinstance(spec.get("resources"), list):
-            parse_manifest_docs([(file, f"spec.resources[{i}]", d) for i, d in enumerate(spec["resources"])], c)
+    spec_raw = raw.get("spec") if isinstance(raw, dict) else None
+    if not isinstance(spec_raw, dict):
         c.raise_if_any()
-    spec = build_cluster_spec(raw)
+    spec_ok = not any(p.path == "spec" or (p.path.startswith("spec.") and not p.path.startswith("spec.resources")) for p in c.problems)
+    docs_in = [(file, f"spec.resources[{i}]", d) for i, d in enumerate(spec_raw.get("resources") or [])]
+    if not spec_ok:
+        # The cluster's own fields are unusable; still report the manifests' problems.
+        parse_manifest_docs(docs_in, c)
+        c.raise_if_any()
+    meta = raw.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) and isinstance(meta.get("name"), str) else "invalid"
+    spec = build_cluster_spec({"metadata": {"name": name}, "spec": spec_raw})
     check_spec(spec, c.reporter(file))
-    docs_in = [(file, f"spec.resources[{i}]", d) for i, d in enumerate(raw["spec"].get("resources") or [])]
     base = os.path.dirname(os.path.abspath(file))
-    for i, inc in enumerate(raw["spec"].get("include") or []):
+    for i, inc in enumerate(spec_raw.get("include") or []):
         inc_path = inc if os.path.isabs(inc) else os.path.join(base, inc)
         if not os.path.exists(inc_path):
             c.at(file, f"spec.include[{i}]", f"included file {inc!r} does not exist")

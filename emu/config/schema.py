@@ -207,6 +207,4 @@ def dns_label(max_len: int = 63) -> Str:
 
 
 def dns_subdomain() -> Str:
-    return Str(
-        DNS_SUBDOMAIN, 253, what="lowercase letters, digits, '-' and '.', starting and ending alphanumeric (DNS-1123 subdomain)"
-    )
+    return Str(DNS_SUBDOMAIN, 253, what="lowercase letters, digits, '-' and '.', starting and ending alphanumeric (DNS-1123 subdomain)")

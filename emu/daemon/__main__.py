@@ -27,9 +27,7 @@ def main() -> int:
     args = ap.parse_args()
     report = os.fdopen(args.report_fd, "w", buffering=1)
     # Until READY our stderr is the user's terminal: warnings only; then INFO to the log.
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def progress(phase: str, done: int, total: int) -> None:
         # Only bring-up is reported to `kemu up -d`; later changes have their own caller.

@@ -16,9 +16,7 @@ def pick_cluster(name: str | None) -> str:
     running = list_clusters()
     if name:
         if name not in running:
-            raise NotFoundError(
-                f"no cluster named {name!r} is running" + (f" (running: {', '.join(running)})" if running else "")
-            )
+            raise NotFoundError(f"no cluster named {name!r} is running" + (f" (running: {', '.join(running)})" if running else ""))
         return name
     env = os.environ.get("KEMU_CLUSTER")
     if env:

@@ -52,9 +52,7 @@ def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None])
         return {"deleted": [f"{kind}/{a['name']}"]}
     if op == "label":
         kind = canonical_kind(a["kind"])
-        c.label(
-            kind, a.get("namespace") or "default", a["name"], a.get("set") or {}, a.get("remove") or [], bool(a.get("overwrite"))
-        )
+        c.label(kind, a.get("namespace") or "default", a["name"], a.get("set") or {}, a.get("remove") or [], bool(a.get("overwrite")))
         return {"labeled": f"{kind}/{a['name']}"}
     if op == "probe":
         results = probe_cluster(c, a.get("to", "pods"), a.get("ports"), a.get("protocols"), float(a.get("timeout") or 1.0))
@@ -89,7 +87,7 @@ class ControlServer:
                     self._send({"ok": False, "error": str(e), "exit_code": e.exit_code})
                 except KemuError as e:
                     self._send({"ok": False, "error": str(e), "exit_code": e.exit_code})
-                except Exception as e:  # noqa: BLE001 - the daemon must outlive a bad request
+                except Exception as e:
                     log.exception("request failed")
                     self._send({"ok": False, "error": f"internal error: {e}", "exit_code": 1})
 
