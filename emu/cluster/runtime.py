@@ -79,8 +79,8 @@ class Cluster:
 
     def up(self) -> None:
         """Build everything; on any failure (or Ctrl-C) unwind what was built, then raise."""
+        self._claim()  # before the try: a refused claim must not unwind another's cluster
         try:
-            self._claim()
             self.server.start()
             self.progress("network", 0, 1)
             self.network.build()

@@ -86,7 +86,8 @@ def parse_manifest_docs(docs: list[tuple[str, str, Any]], c: Collector) -> Parse
         key = f"{kind}/{ns}/{obj.meta.name}" if ns else f"{kind}/{obj.meta.name}"
         if key in where:
             first = " ".join(x for x in where[key] if x)
-            c.at(file, join(path, "metadata.name") if path else "metadata.name", f"duplicate {kind} {key.split('/', 1)[1]!r} (first at {first})")
+            where_name = join(path, "metadata.name") if path else "metadata.name"
+            c.at(file, where_name, f"duplicate {kind} {key.split('/', 1)[1]!r} (first at {first})")
             continue
         where[key] = (file, path)
         order.append((key, obj))

@@ -18,14 +18,17 @@ ROOT = "/run/kemu"
 
 
 def proc_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks), None if gone."""
+    """Field 22 of /proc/PID/stat (start time in clock ticks), None if gone or a zombie."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
     except OSError:
         return None
     # comm may contain spaces or ')': split after the last ')'.
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None  # dead, waiting to be reaped
+    return int(fields[19])
 
 
 @dataclass(frozen=True)

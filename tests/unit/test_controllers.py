@@ -91,7 +91,7 @@ def test_deployment_names_are_deterministic_and_kubernetes_shaped() -> None:
 def test_deployment_scale_and_template_change() -> None:
     d = deployment(3)
     pods, _, nxt = deployments.reconcile(d, [], 0)
-    create, delete, nxt2 = deployments.reconcile(dataclasses.replace(d, replicas=1), pods, nxt)
+    create, delete, _ = deployments.reconcile(dataclasses.replace(d, replicas=1), pods, nxt)
     assert not create and delete == pods[1:]
     create, delete, _ = deployments.reconcile(dataclasses.replace(d, replicas=4), pods, nxt)
     assert len(create) == 1 and not delete

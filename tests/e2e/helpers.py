@@ -1,0 +1,128 @@
+"""Driving kemu as a user does (the `kemu` command), and checking what it leaves."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tests.conftest import REPO
+
+TOPOLOGIES = os.path.join(REPO, "topologies")
+
+
+def kemu(*args: str, check: bool = True, timeout: float = 180, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    cp = subprocess.run(
+        [sys.executable, "-m", "emu.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    if check and cp.returncode != 0:
+        raise AssertionError(f"kemu {' '.join(args)} exited {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}")
+    return cp
+
+
+def netns_list() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def leftovers(cluster: str) -> list[str]:
+    """What a cluster left on the machine (a test assertion, not a cleanup method)."""
+    found = [f"netns {n}" for n in netns_list() if n == f"kemu-{cluster}" or n.startswith(f"kemu-{cluster}.")]
+    if os.path.exists(f"/run/kemu/{cluster}"):
+        found.append(f"/run/kemu/{cluster}")
+    return found
+
+
+def wait_until(pred: Any, timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Running:
+    """A cluster started with `kemu up -d` for a test module."""
+
+    name: str
+    file: str
+
+    def pods(self) -> dict[str, dict[str, Any]]:
+        doc = json.loads(kemu("--cluster", self.name, "get", "pods", "-A", "-o", "json").stdout)
+        return {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in doc["items"]}
+
+    def ip(self, key: str) -> str:
+        return str(self.pods()[key]["status"]["podIP"])
+
+    def node_of(self, key: str) -> str:
+        return str(self.pods()[key]["spec"]["nodeName"])
+
+    def node_ip(self, node: str) -> str:
+        doc = json.loads(kemu("--cluster", self.name, "get", "nodes", "-o", "json").stdout)
+        n = next(i for i in doc["items"] if i["metadata"]["name"] == node)
+        return str(next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP"))
+
+    def exec(self, key: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        if key.startswith(("node/", "host/")):
+            return kemu("--cluster", self.name, "exec", key, "--", *cmd, check=check)
+        ns, pod = key.split("/")
+        return kemu("--cluster", self.name, "exec", "-n", ns, pod, "--", *cmd, check=check)
+
+    def curl(self, key: str, url: str, check: bool = True) -> str:
+        return self.exec(key, "curl", "-sS", "--max-time", "3", url, check=check).stdout
+
+
+def start(file: str, name: str) -> Running:
+    for n in leftovers(name):
+        raise AssertionError(f"machine not clean before the test: {n}")
+    kemu("up", file, "-d")
+    return Running(name, file)
+
+
+def stop(r: Running) -> None:
+    try:
+        kemu("down", r.name)
+    finally:
+        left = leftovers(r.name)
+        if left:
+            kemu("clean", check=False)
+        assert not left, f"`kemu down` left: {left}"
+
+
+def host_snapshot() -> dict[str, Any]:
+    """The host namespace as kemu must leave it: links, addresses, routes, rules, sysctls, mounts."""
+
+    def out(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True).stdout
+
+    sysctls = {}
+    for key in ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables", "net/ipv4/conf/all/rp_filter", "net/ipv4/conf/all/forwarding"):
+        try:
+            with open(f"/proc/sys/{key}") as f:
+                sysctls[key] = f.read().strip()
+        except OSError:
+            sysctls[key] = None
+    with open("/proc/self/mountinfo") as f:
+        mounts = sorted(" ".join(line.split()[3:5]) for line in f)
+    return {
+        "links": sorted(line.split(":")[1].strip() for line in out("ip", "-o", "link", "show").splitlines()),
+        "addrs": sorted(" ".join(line.split()[1:4]) for line in out("ip", "-o", "addr", "show").splitlines()),
+        "routes": sorted(out("ip", "route", "show", "table", "all").splitlines()),
+        "nft": out("nft", "list", "ruleset"),
+        "sysctls": sysctls,
+        "mounts": mounts,
+    }
