@@ -36,7 +36,7 @@ class Network:
         self.switch: NsHandle | None = None
         self.nodes: dict[str, NsHandle] = {}
         self.hosts: dict[str, NsHandle] = {}
-        self.pods: dict[str, tuple[str, str, str]] = {}  # key → (netns, node, host_if)
+        self.pods: dict[str, tuple[str, str, str, str]] = {}  # key → (netns, node, host_if, ip)
         self._lock = threading.Lock()
 
     # --- the node network -------------------------------------------------------------
@@ -98,11 +98,11 @@ class Network:
                     inside()
         except BaseException:
             # Half-made pod: cut its link and unpin it before reporting the failure.
-            self.cni.del_pod(node_h, host_if)
+            self.cni.del_pod(node_h, host_if, ip)
             netns.delete(ns)
             raise
         with self._lock:
-            self.pods[key] = (ns, node, host_if)
+            self.pods[key] = (ns, node, host_if, ip)
         return ns
 
     def remove_pod(self, key: str, cut_link: bool = True) -> str | None:
@@ -110,12 +110,12 @@ class Network:
             entry = self.pods.pop(key, None)
         if entry is None:
             return None
-        ns, node, host_if = entry
+        ns, node, host_if, ip = entry
         if cut_link:
             # Deleting the veth cuts the pod off at once, even while something still pins
             # the netns. Each deletion waits for an RCU grace period (~30 ms), so a whole
             # teardown skips it and lets the kernel free namespaces in batches.
-            self.cni.del_pod(self.nodes[node], host_if)
+            self.cni.del_pod(self.nodes[node], host_if, ip)
         netns.delete(ns)
         return ns
 

@@ -26,5 +26,5 @@ class CNIPlugin(ABC):
         """Give a new pod namespace its eth0 (the calling thread is inside the pod's netns)."""
 
     @abstractmethod
-    def del_pod(self, node: NsHandle, host_if: str) -> None:
+    def del_pod(self, node: NsHandle, host_if: str, pod_ip: str) -> None:
         """Remove a pod's link from its node."""

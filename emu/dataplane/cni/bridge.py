@@ -9,6 +9,7 @@ node IP (flannel's and kubenet's `ip-masq` behaviour) while pod-to-pod traffic n
 from __future__ import annotations
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from emu.controllers.ipam import NodeAddr
 from emu.dataplane.cni.base import CNIPlugin
@@ -17,6 +18,12 @@ from emu.dataplane.run import run
 
 BRIDGE = "cbr0"
 TABLE = "kemu-cni"
+NUD_PERMANENT = 0x80
+
+
+def mac_for(ip: str) -> str:
+    """0a:58 + the IPv4 address, as the reference bridge plugin derives pod MACs."""
+    return "0a:58:" + ":".join(f"{int(o):02x}" for o in ip.split("."))
 
 
 def masquerade_ruleset(pod_cidr: str) -> str:
@@ -42,7 +49,7 @@ class BridgeCNI(CNIPlugin):
         # Bridged (same-node) pod traffic must traverse netfilter for Services and
         # policies (br_netfilter); set it explicitly rather than trusting the default.
         write_sysctl_here("net.bridge.bridge-nf-call-iptables", "1")
-        ipr.link("add", ifname=BRIDGE, kind="bridge")
+        ipr.link("add", ifname=BRIDGE, kind="bridge", address=mac_for(addr.gateway))
         br = node.index(BRIDGE)
         gw_prefix = int(addr.pod_cidr.split("/")[1])
         ipr.addr("add", index=br, address=addr.gateway, prefixlen=gw_prefix)
@@ -55,18 +62,31 @@ class BridgeCNI(CNIPlugin):
     def add_pod(self, pod_ipr: IPRoute, node: NsHandle, addr: NodeAddr, pod_ip: str, host_if: str) -> None:
         # Create the pair from inside the pod, its peer directly in the node namespace:
         # no interface ever passes through the host namespace, and no slow move.
-        pod_ipr.link("add", ifname="eth0", kind="veth", peer={"ifname": host_if, "net_ns_fd": node.fd})
+        mac = mac_for(pod_ip)
+        pod_ipr.link("add", ifname="eth0", kind="veth", address=mac, peer={"ifname": host_if, "net_ns_fd": node.fd})
         with node.lock:
             hidx = node.index(host_if)
-            node.ipr.link("set", index=hidx, master=node.index(BRIDGE), state="up")
+            br = node.index(BRIDGE)
+            node.ipr.link("set", index=hidx, master=br, state="up")
+            # Permanent neighbour entries are exempt from the neighbour table's gc_thresh3
+            # limit (Linux >= 4.20), which is shared by every namespace on the machine
+            # (1024 by default): with dynamic ARP, a thousand pods overflow it.
+            node.ipr.neigh("replace", dst=pod_ip, lladdr=mac, ifindex=br, state=NUD_PERMANENT)
         eth0 = pod_ipr.link_lookup(ifname="eth0")[0]
         prefix = int(addr.pod_cidr.split("/")[1])
         pod_ipr.addr("add", index=eth0, address=pod_ip, prefixlen=prefix)
         pod_ipr.link("set", index=eth0, state="up")
+        pod_ipr.neigh("replace", dst=addr.gateway, lladdr=mac_for(addr.gateway), ifindex=eth0, state=NUD_PERMANENT)
         pod_ipr.route("add", dst="0.0.0.0/0", gateway=addr.gateway)
 
-    def del_pod(self, node: NsHandle, host_if: str) -> None:
+    def del_pod(self, node: NsHandle, host_if: str, pod_ip: str) -> None:
         with node.lock:
             found = node.ipr.link_lookup(ifname=host_if)
             if found:
                 node.ipr.link("del", index=found[0])
+            br = node.ipr.link_lookup(ifname=BRIDGE)
+            if br:
+                try:
+                    node.ipr.neigh("del", dst=pod_ip, ifindex=br[0])
+                except NetlinkError:
+                    pass  # already gone
