@@ -25,11 +25,16 @@ class NsHandle:
         """For a thread currently inside netns `name`."""
         return NsHandle(name, netns.open_fd(name), IPRoute())
 
+    _indexes: dict[str, int] = field(default_factory=dict)
+
     def index(self, ifname: str) -> int:
-        found = self.ipr.link_lookup(ifname=ifname)
-        if not found:
-            raise LookupError(f"no interface {ifname} in {self.name}")
-        return int(found[0])
+        """An interface's index (cached: only for interfaces that live as long as the node)."""
+        if ifname not in self._indexes:
+            found = self.ipr.link_lookup(ifname=ifname)
+            if not found:
+                raise LookupError(f"no interface {ifname} in {self.name}")
+            self._indexes[ifname] = int(found[0])
+        return self._indexes[ifname]
 
     def close(self) -> None:
         try:
@@ -55,8 +60,7 @@ def write_sysctl_here(key: str, value: str) -> bool:
 
 def mark_here(ipr: IPRoute, marker: str) -> None:
     """Bring `lo` up and tag it with kemu's ownership marker (read back by `kemu clean`)."""
-    lo = ipr.link_lookup(ifname="lo")[0]
-    ipr.link("set", index=lo, state="up", ifalias=marker)
+    ipr.link("set", index=1, state="up", ifalias=marker)  # lo is always ifindex 1 in a netns
 
 
 def read_marker(name: str) -> str | None:

@@ -8,6 +8,9 @@ node IP (flannel's and kubenet's `ip-masq` behaviour) while pod-to-pod traffic n
 
 from __future__ import annotations
 
+import os
+import threading
+
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -60,19 +63,25 @@ class BridgeCNI(CNIPlugin):
         run(["nft", "-f", "-"], netns_name=node.name, input=masquerade_ruleset(self.pod_cidr))
 
     def add_pod(self, pod_ipr: IPRoute, node: NsHandle, addr: NodeAddr, pod_ip: str, host_if: str) -> None:
-        # Create the pair from inside the pod, its peer directly in the node namespace:
-        # no interface ever passes through the host namespace, and no slow move.
         mac = mac_for(pod_ip)
-        pod_ipr.link("add", ifname="eth0", kind="veth", address=mac, peer={"ifname": host_if, "net_ns_fd": node.fd})
-        with node.lock:
-            hidx = node.index(host_if)
-            br = node.index(BRIDGE)
-            node.ipr.link("set", index=hidx, master=br, state="up")
-            # Permanent neighbour entries are exempt from the neighbour table's gc_thresh3
-            # limit (Linux >= 4.20), which is shared by every namespace on the machine
-            # (1024 by default): with dynamic ARP, a thousand pods overflow it.
-            node.ipr.neigh("replace", dst=pod_ip, lladdr=mac, ifindex=br, state=NUD_PERMANENT)
-        eth0 = pod_ipr.link_lookup(ifname="eth0")[0]
+        pod_fd = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with node.lock:
+                br = node.index(BRIDGE)
+                # One message makes the pair: the node end enslaved and up, the pod end
+                # (eth0, with its MAC) created directly in the pod namespace — no
+                # interface ever passes through the host namespace, and no slow move.
+                node.ipr.link(
+                    "add", ifname=host_if, kind="veth", master=br, state="up",
+                    peer={"ifname": "eth0", "address": mac, "net_ns_fd": pod_fd},
+                )  # fmt: skip
+                # Permanent neighbour entries are exempt from the neighbour table's
+                # gc_thresh3 limit (Linux >= 4.20), which every namespace on the machine
+                # shares (1024 by default): with dynamic ARP, a thousand pods overflow it.
+                node.ipr.neigh("replace", dst=pod_ip, lladdr=mac, ifindex=br, state=NUD_PERMANENT)
+        finally:
+            os.close(pod_fd)
+        eth0 = pod_ipr.link("get", ifname="eth0")[0]["index"]
         prefix = int(addr.pod_cidr.split("/")[1])
         pod_ipr.addr("add", index=eth0, address=pod_ip, prefixlen=prefix)
         pod_ipr.link("set", index=eth0, state="up")
