@@ -21,9 +21,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from emu.cluster.runtime import Cluster  # noqa: E402
-from emu.daemon.host import raise_fd_limit  # noqa: E402
-from emu.model.objects import (  # noqa: E402
+from emu.cluster.runtime import Cluster
+from emu.daemon.host import raise_fd_limit
+from emu.model.objects import (
     ClusterConfig,
     ClusterSpec,
     Container,
@@ -34,8 +34,8 @@ from emu.model.objects import (  # noqa: E402
     NodeDecl,
     PodSpec,
 )
-from emu.model.selectors import LabelSelector  # noqa: E402
-from emu.traffic.probe import Client, Target, run_matrix  # noqa: E402
+from emu.model.selectors import LabelSelector
+from emu.traffic.probe import Client, Target, run_matrix
 
 
 def mem_available_kib() -> int:
