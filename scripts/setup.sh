@@ -30,8 +30,12 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 stamp=.venv/.kemu-installed
 if [[ ! -f $stamp || setup.cfg -nt $stamp || pyproject.toml -nt $stamp ]]; then
-    .venv/bin/pip install -q --upgrade pip >/dev/null
-    .venv/bin/pip install -q -e '.[dev]'
+    # Quiet unless it fails (mininet's sdist build prints setuptools deprecation noise).
+    if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[dev]'; } >.venv/pip.log 2>&1; then
+        cat .venv/pip.log >&2
+        echo "setup: pip install failed" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi
 echo "setup: ok (.venv/bin/kemu)" >&2
