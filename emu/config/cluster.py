@@ -17,6 +17,24 @@ IMPLEMENTED_CNIS = ("bridge",)
 NODE_POD_PREFIX = 24
 
 
+def parse_pool_entry(value: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    """A pool entry: a CIDR (all its addresses) or a range `a-b`, as MetalLB writes them."""
+    if "-" in value:
+        a, b = (ipaddress.IPv4Address(x.strip()) for x in value.split("-", 1))
+        if b < a:
+            raise ValueError(f"range end {b} is before its start {a}")
+        return a, b
+    net = ipaddress.IPv4Network(value, strict=True)
+    return net.network_address, net.broadcast_address
+
+
+def _pool_entry(value: str, path: str, report: Report) -> None:
+    try:
+        parse_pool_entry(value)
+    except ValueError as e:
+        report(path, f"{value!r} is not a CIDR or an address range a-b ({e})")
+
+
 def _cni_check(value: str, path: str, report: Report) -> None:
     if value in CNIS and value not in IMPLEMENTED_CNIS:
         report(path, f"cni {value!r} is planned but not implemented yet; implemented: {', '.join(IMPLEMENTED_CNIS)}")
@@ -42,6 +60,7 @@ CLUSTER = Obj(
                 "externalHosts": List(Obj({"name": dns_label()}, required=("name",))),
                 "resources": List(AnyValue()),
                 "include": List(Str()),
+                "loadBalancer": Obj({"addresses": List(Str(extra=_pool_entry), min_items=1)}),
             },
             required=("nodes",),
         ),
@@ -63,6 +82,7 @@ def build_cluster_spec(raw: dict[str, Any]) -> ClusterSpec:
         network_policy=spec.get("networkPolicy", defaults.network_policy),
         nodes=tuple(NodeDecl(n["name"], dict(n.get("labels") or {})) for n in spec["nodes"]),
         external_hosts=tuple(ExternalHostDecl(h["name"]) for h in spec.get("externalHosts") or ()),
+        lb_pool=tuple((spec.get("loadBalancer") or {}).get("addresses") or ()),
     )
 
 
@@ -87,11 +107,22 @@ def check_spec(spec: ClusterSpec, report: Report) -> None:
             f"{pod} holds {2 ** (NODE_POD_PREFIX - pod.prefixlen)} node ranges (/{NODE_POD_PREFIX}) but there are {len(spec.nodes)} nodes",
         )
     node_net = nets["spec.nodeCIDR"]
-    # .0 network, .1 reserved (a gateway, as on a real node network), broadcast.
-    usable = node_net.num_addresses - 3
     need = len(spec.nodes) + len(spec.external_hosts)
-    if need > usable:
-        report("spec.nodeCIDR", f"{node_net} has {max(usable, 0)} usable addresses but {need} nodes and external hosts need one each")
+    # .0 network, .1 reserved (a gateway, as on a real node network), then nodes and hosts.
+    last_member = node_net.network_address + 1 + need
+    if need > node_net.num_addresses - 3:
+        report("spec.nodeCIDR", f"{node_net} has {max(node_net.num_addresses - 3, 0)} usable addresses but {need} nodes and external hosts need one each")
+    elif spec.lb_pool:
+        for i, e in enumerate(spec.lb_pool):
+            a, b = parse_pool_entry(e)
+            if a not in node_net or b not in node_net:
+                report(f"spec.loadBalancer.addresses[{i}]", f"{e} must lie inside spec.nodeCIDR ({node_net}): load-balancer IPs are announced on the node network")
+            elif a <= last_member:
+                report(f"spec.loadBalancer.addresses[{i}]", f"{e} overlaps the node and external-host addresses ({node_net.network_address + 2}-{last_member})")
+    else:
+        top = node_net.network_address + (node_net.num_addresses * 3) // 4
+        if need and last_member >= top and node_net.prefixlen <= 28:
+            report("spec.nodeCIDR", f"{node_net}: {need} nodes and external hosts reach into the default load-balancer pool (from {top}); set spec.loadBalancer.addresses or use a bigger nodeCIDR")
     seen: dict[str, str] = {}
     for i, n in enumerate(spec.nodes):
         p = f"spec.nodes[{i}].name"
@@ -121,6 +152,8 @@ def check_manifests(
     objs: list[tuple[str, Any]] = [("Namespace/" + n.meta.name, n) for n in manifests.namespaces]
     objs += [(f"Pod/{p.meta.namespace}/{p.meta.name}", p) for p in manifests.pods]
     objs += [(f"Deployment/{d.meta.namespace}/{d.meta.name}", d) for d in manifests.deployments]
+    objs += [(f"Service/{x.meta.namespace}/{x.meta.name}", x) for x in manifests.services]
+    objs += [(f"EndpointSlice/{x.meta.namespace}/{x.meta.name}", x) for x in manifests.endpoint_slices]
     for key, obj in objs:
         file, path = where.get(key, ("", ""))
         if not file:
@@ -133,6 +166,8 @@ def check_manifests(
                 f"namespace {ns!r} not found; declare a Namespace or use one of: {', '.join(sorted(namespaces))}",
             )
         pod_spec = getattr(obj, "spec", None) if key.startswith("Pod/") else getattr(obj, "template_spec", None)
+        if not key.startswith(("Pod/", "Deployment/")):
+            continue
         if pod_spec is not None and pod_spec.node_name and pod_spec.node_name not in nodes:
             sub = "spec.nodeName" if key.startswith("Pod/") else "spec.template.spec.nodeName"
             report_at(file, join(path, sub), f"node {pod_spec.node_name!r} does not exist; nodes: {', '.join(sorted(nodes))}")

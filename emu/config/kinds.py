@@ -39,8 +39,6 @@ from emu.model.selectors import OPERATORS, LabelSelector, Requirement
 
 # Kinds a later version will accept: named so the error says "not yet", not "unknown".
 PLANNED_KINDS = {
-    "Service": "v1",
-    "EndpointSlice": "discovery.k8s.io/v1",
     "NetworkPolicy": "networking.k8s.io/v1",
     "Ingress": "networking.k8s.io/v1",
     "IngressClass": "networking.k8s.io/v1",
@@ -251,6 +249,22 @@ def build_probe(raw: dict[str, Any] | None) -> Probe | None:
     return Probe("exec", command=tuple(raw["exec"]["command"]), **common)
 
 
+def netexec_shutdown_delay(args: Any) -> int:
+    """agnhost netexec's `--delay-shutdown=N`: keep serving N seconds after SIGTERM."""
+    args = [str(a) for a in args]
+    if "netexec" not in args:
+        return 0
+    for i, a in enumerate(args):
+        if a.startswith("--delay-shutdown="):
+            v = a.split("=", 1)[1]
+        elif a == "--delay-shutdown" and i + 1 < len(args):
+            v = args[i + 1]
+        else:
+            continue
+        return int(v) if v.isdigit() else 0
+    return 0
+
+
 def build_pod_spec(raw: dict[str, Any]) -> PodSpec:
     containers = tuple(
         Container(
@@ -259,10 +273,16 @@ def build_pod_spec(raw: dict[str, Any]) -> PodSpec:
             command=tuple(c.get("command") or ()),
             args=tuple(c.get("args") or ()),
             readiness_probe=build_probe(c.get("readinessProbe")),
+            shutdown_delay=netexec_shutdown_delay(c.get("args") or ()),
         )
         for c in raw["containers"]
     )
-    return PodSpec(containers, raw.get("nodeName", ""), dict(raw.get("nodeSelector") or {}))
+    return PodSpec(
+        containers,
+        raw.get("nodeName", ""),
+        dict(raw.get("nodeSelector") or {}),
+        raw.get("terminationGracePeriodSeconds", 30),
+    )
 
 
 def _build_namespace(raw: dict[str, Any]) -> Namespace:
@@ -331,6 +351,16 @@ KINDS: dict[str, Kind] = {
         _build_deployment,
     ),
 }
+
+
+def _register_service_kinds() -> None:
+    from emu.config.kinds_services import ENDPOINT_SLICE, SERVICE, build_endpoint_slice, build_service
+
+    KINDS["Service"] = Kind("v1", SERVICE, build_service)
+    KINDS["EndpointSlice"] = Kind("discovery.k8s.io/v1", ENDPOINT_SLICE, build_endpoint_slice)
+
+
+_register_service_kinds()
 
 
 def kind_problem(kind: Any) -> str | None:

@@ -16,7 +16,7 @@ from emu.config.cluster import CLUSTER, build_cluster_spec, check_manifests, che
 from emu.config.kinds import KINDS, kind_problem
 from emu.config.schema import join
 from emu.errors import Problem, ValidationError
-from emu.model.objects import ClusterConfig, ClusterSpec, Deployment, Manifests, Namespace, Pod
+from emu.model.objects import ClusterConfig, ClusterSpec, Manifests
 
 
 @dataclass
@@ -63,9 +63,7 @@ class ParsedManifests:
 
 def parse_manifest_docs(docs: list[tuple[str, str, Any]], c: Collector) -> ParsedManifests:
     """Validate and build each (file, path, raw document); skip the ones with problems."""
-    namespaces: list[Namespace] = []
-    pods: list[Pod] = []
-    deployments: list[Deployment] = []
+    by_kind: dict[str, list[Any]] = {k: [] for k in KINDS}
     where: dict[str, tuple[str, str]] = {}
     order: list[tuple[str, Any]] = []
     for file, path, raw in docs:
@@ -91,8 +89,15 @@ def parse_manifest_docs(docs: list[tuple[str, str, Any]], c: Collector) -> Parse
             continue
         where[key] = (file, path)
         order.append((key, obj))
-        {"Namespace": namespaces, "Pod": pods, "Deployment": deployments}[kind].append(obj)
-    return ParsedManifests(Manifests(tuple(namespaces), tuple(pods), tuple(deployments)), where, order)
+        by_kind[kind].append(obj)
+    m = Manifests(
+        tuple(by_kind["Namespace"]),
+        tuple(by_kind["Pod"]),
+        tuple(by_kind["Deployment"]),
+        tuple(by_kind["Service"]),
+        tuple(by_kind["EndpointSlice"]),
+    )
+    return ParsedManifests(m, where, order)
 
 
 def _docs_of_file(file: str, c: Collector) -> list[tuple[str, str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from emu.model.selectors import LabelSelector
 
@@ -47,6 +48,7 @@ class Container:
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     readiness_probe: Probe | None = None
+    shutdown_delay: int = 0  # agnhost netexec --delay-shutdown: serve this long after SIGTERM
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class PodSpec:
     containers: tuple[Container, ...]
     node_name: str = ""
     node_selector: dict[str, str] = field(default_factory=dict)
+    termination_grace_period: int = 30  # seconds, the API server's default
 
     def served_ports(self) -> list[ContainerPort]:
         return [p for c in self.containers for p in c.ports]
@@ -121,6 +124,7 @@ class ClusterSpec:
     network_policy: bool = True
     nodes: tuple[NodeDecl, ...] = ()
     external_hosts: tuple[ExternalHostDecl, ...] = ()
+    lb_pool: tuple[str, ...] = ()  # CIDRs or "a-b" ranges; () = the default pool
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,8 @@ class Manifests:
     namespaces: tuple[Namespace, ...] = ()
     pods: tuple[Pod, ...] = ()
     deployments: tuple[Deployment, ...] = ()
+    services: tuple[Any, ...] = ()  # emu.model.services.Service
+    endpoint_slices: tuple[Any, ...] = ()  # manual ones, for selector-less Services
 
 
 @dataclass(frozen=True)
