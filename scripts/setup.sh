@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(mininet iproute2 nftables iptables conntrack ethtool iperf3 curl
-      netcat-openbsd tcpdump dnsutils bridge-utils procps iputils-ping python3-venv python3-pip)
+      netcat-openbsd tcpdump dnsutils bridge-utils procps iputils-ping iputils-arping kmod python3-venv python3-pip)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -22,6 +22,16 @@ if ((${#missing[@]})); then
     # --no-install-recommends: mininet recommends openvswitch-switch, which this
     # emulator does not use (the kernel module is absent; we use Linux bridges).
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Same-node (bridged) pod traffic reaches netfilter only through br_netfilter: Services
+# need it for the replies of bridged flows. Loading it is the one host-wide step.
+if [[ ! -d /proc/sys/net/bridge ]]; then
+    if [[ $(id -u) -eq 0 ]]; then
+        modprobe br_netfilter || echo "setup: warning: could not load br_netfilter; same-node Service traffic will fail" >&2
+    else
+        echo "setup: warning: br_netfilter is not loaded (run make setup as root)" >&2
+    fi
 fi
 
 PY=${PYTHON:-python3}

@@ -182,7 +182,7 @@ def cmd_delete(args: argparse.Namespace) -> str:
         return "\n".join(f"{k} deleted" for k in res["deleted"])
     if not args.kind or not args.name:
         raise ValidationError([Problem("<command line>", "", "give -f FILE, or KIND NAME")])
-    request(name, "delete", kind=args.kind, name=args.name, namespace=args.namespace)
+    request(name, "delete", kind=args.kind, name=args.name, namespace=args.namespace, grace_period=args.grace_period, wait=args.wait)
     return f"{args.kind}/{args.name} deleted"
 
 

@@ -46,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", nargs="?")
     p.add_argument("name", nargs="?")
     p.add_argument("-n", "--namespace", default="default")
+    p.add_argument("--grace-period", type=int, default=-1, help="seconds a pod may take to terminate (-1: its own; 0: at once)")
+    p.add_argument(
+        "--wait",
+        type=lambda v: v.lower() not in ("false", "0", "no"),
+        default=True,
+        metavar="true|false",
+        help="return only when the pods are gone",
+    )
 
     p = sub.add_parser("label", help="set (k=v) or remove (k-) labels")
     p.add_argument("kind", choices=["pod", "pods", "namespace", "namespaces", "ns", "node", "deployment", "deployments", "deploy"])

@@ -74,9 +74,35 @@ def rows(kind: str, items: list[dict[str, Any]], wide: bool, all_ns: bool) -> li
                 str(s["availableReplicas"]),
             ]
             out.append(r + ([_labels(sel)] if wide else []))
+    elif kind == "Service":
+        head = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"] + (["SELECTOR"] if wide else [])
+        out = []
+        for o in items:
+            sp = o["spec"]
+            ext = [i["ip"] for i in o["status"].get("loadBalancer", {}).get("ingress", [])] + sp.get("externalIPs", [])
+            if sp["type"] == "ExternalName":
+                ext_s = sp.get("externalName", "")
+            else:
+                ext_s = ",".join(ext) or ("<pending>" if sp["type"] == "LoadBalancer" else "<none>")
+            ports = ",".join(
+                f"{p['port']}" + (f":{p['nodePort']}" if p.get("nodePort") else "") + f"/{p['protocol']}" for p in sp.get("ports", [])
+            )
+            r = [o["metadata"]["name"], sp["type"], sp.get("clusterIP", "<none>"), ext_s, ports or "<none>"]
+            out.append(r + ([_labels(sp.get("selector", {}))] if wide else []))
+    elif kind == "EndpointSlice":
+        head = ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS"]
+        out = [
+            [
+                o["metadata"]["name"],
+                o["addressType"],
+                ",".join(str(p["port"]) for p in o["ports"]) or "<unset>",
+                ",".join(a for e in o["endpoints"] for a in e["addresses"]) or "<unset>",
+            ]
+            for o in items
+        ]
     else:
         head, out = ["NAME"], [[o["metadata"]["name"]] for o in items]
-    if all_ns and kind in ("Pod", "Deployment"):
+    if all_ns and kind in ("Pod", "Deployment", "Service", "EndpointSlice"):
         head = ["NAMESPACE", *head]
         out = [[o["metadata"]["namespace"], *r] for o, r in zip(items, out, strict=True)]
     return [head, *out]

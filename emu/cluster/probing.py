@@ -17,19 +17,27 @@ def probe_cluster(
     protocols: list[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> list[Result]:
-    if to != "pods":
-        raise ValidationError(
-            [Problem("<command line>", "--to", f"{to!r}: this version probes pods only (Services come with the service proxy)")]
-        )
+    if to not in ("pods", "services"):
+        raise ValidationError([Problem("<command line>", "--to", f"{to!r}: probe pods or services")])
     protos = {p.upper() for p in protocols} if protocols else {"TCP", "UDP"}
     with c.lock:
-        running = [st for st in c.pods.values() if st.phase == "Running" and st.netns]
-        targets = [
-            Target(st.pod.key, st.ip, p.container_port, p.protocol)
-            for st in running
-            for p in st.pod.spec.served_ports()
-            if p.protocol in protos and (not ports or p.container_port in ports)
-        ]
+        running = [st for st in c.pods.values() if st.phase == "Running" and st.netns and not st.terminating]
+        if to == "pods":
+            targets = [
+                Target(st.pod.key, st.ip, p.container_port, p.protocol)
+                for st in running
+                for p in st.pod.spec.served_ports()
+                if p.protocol in protos and (not ports or p.container_port in ports)
+            ]
+        else:
+            status = c.store.service_status
+            targets = [
+                Target(svc.key, status[svc.key].cluster_ip, p.port, p.protocol)
+                for svc in c.store.services.values()
+                if svc.key in status and status[svc.key].cluster_ip
+                for p in svc.ports
+                if p.protocol in protos and (not ports or p.port in ports)
+            ]
         fds = {st.pod.key: os.open(netns.path(st.netns), os.O_RDONLY | os.O_CLOEXEC) for st in running}
     try:
         clients = [Client(k, fd) for k, fd in fds.items()]

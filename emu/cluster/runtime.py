@@ -15,8 +15,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from emu.cluster.services import ServicePlane
 from emu.cluster.store import Changes, Store
 from emu.config.loader import ParsedManifests, check_against_cluster
+from emu.controllers.endpointslices import PodInfo
 from emu.controllers.ipam import PodIPAllocator, plan_addresses
 from emu.controllers.scheduler import choose_node
 from emu.dataplane import names
@@ -48,6 +50,8 @@ class PodState:
     started: float = 0.0
     procs: list[processes.Process] = field(default_factory=list)
     probes: list[Future[Any]] = field(default_factory=list)
+    terminating: bool = False
+    finalizer: threading.Thread | None = None
 
     @property
     def is_ready(self) -> bool:
@@ -74,6 +78,11 @@ class Cluster:
         self.started = time.time()
         self.log_dir = os.path.join(self.record.dir, "logs")
         self._up = False
+        self.services: ServicePlane | None = None
+        # Readiness flips on the workload loop; a worker re-syncs Services after them.
+        self._dirty = threading.Event()
+        self._stopping = False
+        self._sync_thread = threading.Thread(target=self._sync_loop, name="kemu-sync", daemon=True)
 
     # --- life cycle --------------------------------------------------------------------
 
@@ -85,15 +94,16 @@ class Cluster:
             self.progress("network", 0, 1)
             self.network.build()
             self.record.update(nodes=self._member_record(self.network.nodes), hosts=self._member_record(self.network.hosts))
-            m = self.config.manifests
-            parsed = ParsedManifests(
-                m,
-                {},
-                [(n.meta.name, n) for n in m.namespaces] + [(p.key, p) for p in m.pods] + [(d.key, d) for d in m.deployments],
+            self.services = ServicePlane(
+                self.plan, self.network.nodes, self.spec.proxy, self.spec.pod_cidr, self.spec.service_cidr, self.server.loop
             )
+            m = self.config.manifests
+            order: list[tuple[str, Any]] = [(f"Namespace/{n.meta.name}", n) for n in m.namespaces]
+            order += [(f"{type(o).__name__}/{o.key}", o) for o in (*m.pods, *m.deployments, *m.services, *m.endpoint_slices)]
             with self.lock:
-                self._realise(self.store.apply(parsed))
-            self._up = True
+                self._up = True
+                self._realise(self.store.apply(ParsedManifests(m, {}, order)))
+            self._sync_thread.start()
         except BaseException:
             log.error("bring-up failed; unwinding")
             self.down()
@@ -121,8 +131,13 @@ class Cluster:
             self.record.update(daemon=dataclasses.asdict(ref))
 
     def down(self) -> None:
+        self._stopping = True
+        self._dirty.set()
         with self.lock:
+            self._up = False
             errors: list[str] = []
+            if self.services is not None:
+                self.services.close()
             for key in list(self.pods):
                 try:
                     self._stop_pod(key, whole_cluster=True)
@@ -135,7 +150,6 @@ class Cluster:
                 errors.append(str(e))
             # Whatever a failure left half-made is still in the record: clean it too.
             clean_cluster(self.record, keep_daemon=True)
-            self._up = False
             if errors:
                 log.error("teardown problems: %s", "; ".join(errors))
 
@@ -153,11 +167,16 @@ class Cluster:
             self._realise(changes)
             return changes
 
-    def delete(self, kind: str, namespace: str, name: str) -> Changes:
+    def delete(self, kind: str, namespace: str, name: str, grace: int | None = None, wait: bool = True) -> Changes:
         with self.lock:
             changes = self.store.delete(kind, namespace, name)
-            self._realise(changes)
-            return changes
+            self._realise(changes, grace)
+            finalizers = [st.finalizer for st in self.pods.values() if st.finalizer is not None]
+        if wait:
+            # As `kubectl delete`: return once the pods are gone (after their grace period).
+            for t in finalizers:
+                t.join()
+        return changes
 
     def label(self, kind: str, namespace: str, name: str, set_: dict[str, str], remove: list[str], overwrite: bool) -> None:
         with self.lock:
@@ -165,11 +184,15 @@ class Cluster:
             for key, st in self.pods.items():
                 if key in self.store.pods:
                     st.pod = self.store.pods[key]
+            self._sync_services()
 
-    def _realise(self, changes: Changes) -> None:
+    def _realise(self, changes: Changes, grace: int | None = None) -> None:
         for pod in changes.delete:
-            self._stop_pod(pod.key)
+            self._terminate(pod.key, grace)
         for pod in changes.create:
+            old = self.pods.get(pod.key)
+            if old is not None and old.terminating:
+                self._stop_pod(pod.key)  # a new pod takes the name: finish the old one now
             self.pods[pod.key] = PodState(pod)
         pending = [st for st in self.pods.values() if st.phase == "Pending" and not st.node]
         self._schedule(pending)
@@ -179,6 +202,35 @@ class Cluster:
             self._start_pod(st)
             self.progress("pods", i + 1, len(todo))
         self._write_pod_record()
+        self._sync_services()
+
+    # --- Services ----------------------------------------------------------------------
+
+    def _sync_services(self) -> None:
+        """EndpointSlices, proxies, LB announcements, health checks: from the current state."""
+        if self.services is None or not self._up:
+            return
+        with self._status:
+            infos = [
+                PodInfo(
+                    st.pod.meta.namespace, st.pod.meta.name, st.pod.meta.labels, st.pod.spec, st.ip, st.node, st.is_ready, st.terminating
+                )
+                for st in self.pods.values()
+                if st.phase == "Running"
+            ]
+        self.services.sync(self.store.services, self.store.service_status, self.store.endpoint_slices, infos)
+
+    def _sync_loop(self) -> None:
+        while True:
+            self._dirty.wait()
+            if self._stopping:
+                return
+            self._dirty.clear()
+            with self.lock:
+                try:
+                    self._sync_services()
+                except Exception:
+                    log.exception("service sync failed")
 
     def _schedule(self, pending: list[PodState]) -> None:
         load: dict[str, int] = {}
@@ -235,9 +287,38 @@ class Cluster:
             with self._status:
                 st.ready[container] = ready
                 self._status.notify_all()
+            self._dirty.set()
             log.info("pod %s container %s ready=%s", st.pod.key, container, ready)
 
         return changed
+
+    def _terminate(self, key: str, grace: int | None) -> None:
+        """Delete a pod as the kubelet does: SIGTERM, keep it (terminating, still serving)
+        until its containers are done or its grace period ends, then remove it."""
+        st = self.pods.get(key)
+        if st is None or st.terminating:
+            return
+        period = st.pod.spec.termination_grace_period if grace is None else grace
+        delay = min(max((c.shutdown_delay for c in st.pod.spec.containers), default=0), period)
+        if st.phase != "Running" or period <= 0 or not (st.procs or delay):
+            self._stop_pod(key)
+            return
+        st.terminating = True
+        processes.signal_all(st.procs)
+        deadline = time.monotonic() + period
+
+        def finalize() -> None:
+            processes.wait_all(st.procs, deadline)
+            left = deadline - time.monotonic()
+            if delay and left > 0:
+                threading.Event().wait(min(delay, left))  # netexec --delay-shutdown keeps serving
+            with self.lock:
+                if self.pods.get(key) is st:
+                    self._stop_pod(key)
+                    self._sync_services()
+
+        st.finalizer = threading.Thread(target=finalize, name=f"kemu-terminate-{key}", daemon=True)
+        st.finalizer.start()
 
     def _stop_pod(self, key: str, whole_cluster: bool = False) -> None:
         st = self.pods.pop(key, None)

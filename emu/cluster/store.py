@@ -10,9 +10,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from emu.config.loader import ParsedManifests
-from emu.controllers import deployments
+from emu.controllers import deployments, service_alloc
 from emu.errors import NotFoundError, Problem, ValidationError
 from emu.model.objects import NAMESPACE_NAME_LABEL, ClusterSpec, Deployment, Manifests, Meta, Namespace, Pod
+from emu.model.services import EndpointSlice, Service, ServiceStatus
 
 KIND_ALIASES = {
     "namespace": "Namespace", "namespaces": "Namespace", "ns": "Namespace",
@@ -20,6 +21,8 @@ KIND_ALIASES = {
     "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
     "node": "Node", "nodes": "Node", "no": "Node",
     "host": "Host", "hosts": "Host",
+    "service": "Service", "services": "Service", "svc": "Service",
+    "endpointslice": "EndpointSlice", "endpointslices": "EndpointSlice",
 }  # fmt: skip
 
 
@@ -55,6 +58,9 @@ class Store:
     pods: dict[str, Pod] = field(default_factory=dict)
     deployments: dict[str, Deployment] = field(default_factory=dict)
     next_index: dict[str, int] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+    endpoint_slices: dict[str, EndpointSlice] = field(default_factory=dict)  # manual ones
+    service_status: dict[str, ServiceStatus] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if "default" not in self.namespaces:
@@ -65,12 +71,15 @@ class Store:
             tuple(self.namespaces.values()),
             tuple(p for p in self.pods.values() if not p.owner),
             tuple(self.deployments.values()),
+            tuple(self.services.values()),
+            tuple(self.endpoint_slices.values()),
         )
 
     # --- apply ---------------------------------------------------------------------------
 
-    def admit(self, parsed: ParsedManifests) -> None:
-        """The API server's update rules, checked before anything changes."""
+    def admit(self, parsed: ParsedManifests) -> dict[str, ServiceStatus] | None:
+        """The API server's update rules, checked before anything changes; the Services'
+        new allocations (None if no Service changes)."""
         problems = []
         for key, obj in parsed.order:
             file, path = parsed.where.get(key, ("", ""))
@@ -93,9 +102,17 @@ class Store:
                     problems.append(Problem(file, f"{path}.spec.selector" if path else "spec.selector", "field is immutable"))
         if problems:
             raise ValidationError(problems)
+        services = dict(self.services)
+        for _, obj in parsed.order:
+            if isinstance(obj, Service):
+                services[obj.key] = obj
+        if services == self.services:
+            return None
+        # Raises with the API server's messages; only returns when all fit.
+        return service_alloc.allocate(self.spec, list(services.values()), self.service_status, parsed.where)
 
     def apply(self, parsed: ParsedManifests) -> Changes:
-        self.admit(parsed)
+        statuses = self.admit(parsed)
         changes = Changes()
         for _, obj in parsed.order:
             if isinstance(obj, Namespace):
@@ -107,6 +124,12 @@ class Store:
             elif isinstance(obj, Deployment):
                 self.deployments[obj.key] = obj
                 changes.merge(self._reconcile(obj))
+            elif isinstance(obj, Service):
+                self.services[obj.key] = obj
+            elif isinstance(obj, EndpointSlice):
+                self.endpoint_slices[obj.key] = obj
+        if statuses is not None:
+            self.service_status = statuses
         return changes
 
     def _owned(self, d: Deployment) -> list[Pod]:
@@ -131,6 +154,10 @@ class Store:
                 raise ValidationError([Problem("<command line>", "", "namespace default cannot be deleted")])
             for d in [d for d in self.deployments.values() if d.meta.namespace == name]:
                 changes.merge(self.delete("Deployment", name, d.meta.name))
+            for x in [x for x in self.services.values() if x.meta.namespace == name]:
+                self.delete("Service", name, x.meta.name)
+            for x in [x for x in self.endpoint_slices.values() if x.meta.namespace == name]:
+                self.delete("EndpointSlice", name, x.meta.name)
             for p in [p for p in self.pods.values() if p.meta.namespace == name]:
                 changes.merge(self.delete("Pod", name, p.meta.name))
             del self.namespaces[name]
@@ -149,6 +176,13 @@ class Store:
             for p in self._owned(d):
                 del self.pods[p.key]
                 changes.delete.append(p)
+        elif kind == "Service":
+            if self.services.pop(f"{namespace}/{name}", None) is None:
+                raise NotFoundError(f'services "{name}" not found in namespace {namespace}')
+            self.service_status.pop(f"{namespace}/{name}", None)
+        elif kind == "EndpointSlice":
+            if self.endpoint_slices.pop(f"{namespace}/{name}", None) is None:
+                raise NotFoundError(f'endpointslices.discovery.k8s.io "{name}" not found in namespace {namespace}')
         else:
             raise ValidationError([Problem("<command line>", "", f"cannot delete {kind} objects on a running cluster")])
         return changes

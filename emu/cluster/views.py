@@ -6,8 +6,10 @@ import time
 from typing import Any
 
 from emu.cluster.runtime import Cluster, PodState
+from emu.controllers.service_alloc import port_key
 from emu.model.objects import Container, Deployment, Namespace
 from emu.model.selectors import LabelSelector
+from emu.model.services import EndpointSlice, Service, ServiceStatus
 
 
 def _ts(t: float) -> str:
@@ -150,6 +152,16 @@ def objects(c: Cluster, kind: str, namespace: str | None, name: str | None) -> l
             items = [node_view(c, n.name) for n in c.plan.nodes]
         elif kind == "Host":
             items = [host_view(c, h.name) for h in c.plan.hosts]
+        elif kind == "Service":
+            items = [service_view(c, x) for x in c.store.services.values() if namespace is None or x.meta.namespace == namespace]
+        elif kind == "EndpointSlice":
+            managed = c.services.slices if c.services is not None else {}
+            items = [
+                endpointslice_view(sl, sl.key not in c.store.endpoint_slices)
+                for slices in managed.values()
+                for sl in slices
+                if namespace is None or sl.meta.namespace == namespace
+            ]
         else:
             items = []
     if name is not None:
@@ -159,3 +171,69 @@ def objects(c: Cluster, kind: str, namespace: str | None, name: str | None) -> l
 
 def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}
+
+
+def service_view(c: Cluster, svc: Service) -> dict[str, Any]:
+    st = c.store.service_status.get(svc.key, ServiceStatus())
+    ports = []
+    for i, p in enumerate(svc.ports):
+        d: dict[str, Any] = {"port": p.port, "protocol": p.protocol, "targetPort": p.target_port or p.port}
+        if p.name:
+            d["name"] = p.name
+        np = st.node_ports.get(port_key(svc, i))
+        if np:
+            d["nodePort"] = np
+        ports.append(d)
+    spec: dict[str, Any] = {"type": svc.type, "ports": ports, "sessionAffinity": svc.session_affinity}
+    if svc.type == "ExternalName":
+        spec = {"type": svc.type, "externalName": svc.external_name, "ports": ports}
+    else:
+        spec["clusterIP"] = "None" if svc.headless else st.cluster_ip
+        spec["clusterIPs"] = [spec["clusterIP"]]
+        spec["internalTrafficPolicy"] = svc.internal_traffic_policy
+    if svc.selector is not None:
+        spec["selector"] = dict(svc.selector)
+    if svc.type in ("NodePort", "LoadBalancer"):
+        spec["externalTrafficPolicy"] = svc.external_traffic_policy
+    if st.health_check_node_port:
+        spec["healthCheckNodePort"] = st.health_check_node_port
+    if svc.external_ips:
+        spec["externalIPs"] = list(svc.external_ips)
+    if svc.session_affinity == "ClientIP":
+        spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": svc.affinity_timeout}}
+    if svc.load_balancer_source_ranges:
+        spec["loadBalancerSourceRanges"] = list(svc.load_balancer_source_ranges)
+    if svc.publish_not_ready_addresses:
+        spec["publishNotReadyAddresses"] = True
+    status: dict[str, Any] = {"loadBalancer": {}}
+    if svc.type == "LoadBalancer" and st.lb_ip:
+        status["loadBalancer"] = {"ingress": [{"ip": st.lb_ip, "ipMode": "VIP"}]}
+    meta = {"name": svc.meta.name, "namespace": svc.meta.namespace, "labels": dict(svc.meta.labels)}
+    if svc.type == "LoadBalancer" and c.services is not None and getattr(c.services, "lb_nodes", {}).get(st.lb_ip):
+        meta["annotations"] = {"kemu.io/announced-by": c.services.lb_nodes[st.lb_ip]}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec, "status": status}
+
+
+def endpointslice_view(sl: EndpointSlice, managed: bool) -> dict[str, Any]:
+    eps = []
+    for e in sl.endpoints:
+        d: dict[str, Any] = {
+            "addresses": list(e.addresses),
+            "conditions": {"ready": e.conditions.ready, "serving": e.conditions.serving, "terminating": e.conditions.terminating},
+        }
+        if e.node_name:
+            d["nodeName"] = e.node_name
+        if e.zone:
+            d["zone"] = e.zone
+        if e.target_ref:
+            ns, name = e.target_ref.split("/", 1)
+            d["targetRef"] = {"kind": "Pod", "namespace": ns, "name": name}
+        eps.append(d)
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": sl.meta.name, "namespace": sl.meta.namespace, "labels": dict(sl.meta.labels)},
+        "addressType": sl.address_type,
+        "endpoints": eps,
+        "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in sl.ports],
+    }

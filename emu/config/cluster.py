@@ -111,18 +111,30 @@ def check_spec(spec: ClusterSpec, report: Report) -> None:
     # .0 network, .1 reserved (a gateway, as on a real node network), then nodes and hosts.
     last_member = node_net.network_address + 1 + need
     if need > node_net.num_addresses - 3:
-        report("spec.nodeCIDR", f"{node_net} has {max(node_net.num_addresses - 3, 0)} usable addresses but {need} nodes and external hosts need one each")
+        report(
+            "spec.nodeCIDR",
+            f"{node_net} has {max(node_net.num_addresses - 3, 0)} usable addresses but {need} nodes and external hosts need one each",
+        )
     elif spec.lb_pool:
         for i, e in enumerate(spec.lb_pool):
             a, b = parse_pool_entry(e)
             if a not in node_net or b not in node_net:
-                report(f"spec.loadBalancer.addresses[{i}]", f"{e} must lie inside spec.nodeCIDR ({node_net}): load-balancer IPs are announced on the node network")
+                report(
+                    f"spec.loadBalancer.addresses[{i}]",
+                    f"{e} must lie inside spec.nodeCIDR ({node_net}): load-balancer IPs are announced on the node network",
+                )
             elif a <= last_member:
-                report(f"spec.loadBalancer.addresses[{i}]", f"{e} overlaps the node and external-host addresses ({node_net.network_address + 2}-{last_member})")
+                report(
+                    f"spec.loadBalancer.addresses[{i}]",
+                    f"{e} overlaps the node and external-host addresses ({node_net.network_address + 2}-{last_member})",
+                )
     else:
         top = node_net.network_address + (node_net.num_addresses * 3) // 4
         if need and last_member >= top and node_net.prefixlen <= 28:
-            report("spec.nodeCIDR", f"{node_net}: {need} nodes and external hosts reach into the default load-balancer pool (from {top}); set spec.loadBalancer.addresses or use a bigger nodeCIDR")
+            report(
+                "spec.nodeCIDR",
+                f"{node_net}: {need} nodes and external hosts reach into the default load-balancer pool (from {top}); set spec.loadBalancer.addresses or use a bigger nodeCIDR",
+            )
     seen: dict[str, str] = {}
     for i, n in enumerate(spec.nodes):
         p = f"spec.nodes[{i}].name"

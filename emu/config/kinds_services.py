@@ -93,13 +93,16 @@ def _service_check(value: dict[str, Any], path: str, report: Report) -> None:
         if not ports and spec.get("clusterIP") != "None":
             report(join(sp, "ports"), "Required value")
         if spec.get("externalName"):
-            report(join(sp, "externalName"), f"Forbidden: may only be set when `type` is 'ExternalName'")
+            report(join(sp, "externalName"), "Forbidden: may only be set when `type` is 'ExternalName'")
     if spec.get("clusterIP") == "None" and typ in ("NodePort", "LoadBalancer"):
         report(join(sp, "clusterIP"), f"Invalid value: 'None': may not be set to 'None' for {typ} services")
     if spec.get("externalTrafficPolicy") == "Local" and typ not in ("NodePort", "LoadBalancer") and not spec.get("externalIPs"):
         report(join(sp, "externalTrafficPolicy"), "Invalid value: 'Local': may only be set when `type` is 'NodePort' or 'LoadBalancer'")
     if spec.get("healthCheckNodePort") and not (typ == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"):
-        report(join(sp, "healthCheckNodePort"), "Invalid value: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'")
+        report(
+            join(sp, "healthCheckNodePort"),
+            "Invalid value: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+        )
     if spec.get("loadBalancerSourceRanges") and typ != "LoadBalancer":
         report(join(sp, "loadBalancerSourceRanges"), "Forbidden: may only be used when `type` is 'LoadBalancer'")
     sel = spec.get("selector")
@@ -198,7 +201,10 @@ ENDPOINT_SLICE = Obj(
     {
         "apiVersion": Str(choices=("discovery.k8s.io/v1",)),
         "kind": Str(),
-        "metadata": Obj({"name": dns_label(253), "namespace": dns_label(), "labels": Labels(), "annotations": Labels(values_are_labels=False)}, required=("name",)),
+        "metadata": Obj(
+            {"name": dns_label(253), "namespace": dns_label(), "labels": Labels(), "annotations": Labels(values_are_labels=False)},
+            required=("name",),
+        ),
         "addressType": Str(choices=("IPv4",)),
         "endpoints": List(
             Obj(
@@ -215,7 +221,12 @@ ENDPOINT_SLICE = Obj(
         ),
         "ports": List(
             Obj(
-                {"name": Str(), "port": Int(1, 65535), "protocol": Str(choices=("TCP", "UDP", "SCTP"), extra=_protocol), "appProtocol": AnyValue()}
+                {
+                    "name": Str(),
+                    "port": Int(1, 65535),
+                    "protocol": Str(choices=("TCP", "UDP", "SCTP"), extra=_protocol),
+                    "appProtocol": AnyValue(),
+                }
             )
         ),
     },

@@ -21,9 +21,12 @@ from emu.cluster.probing import probe_cluster
 from emu.cluster.runtime import Cluster
 from emu.cluster.store import canonical_kind
 from emu.config.loader import load_manifest_file
-from emu.errors import KemuError, ValidationError
+from emu.errors import KemuError, NotFoundError, ValidationError
 
 log = logging.getLogger(__name__)
+
+
+CLUSTER_SCOPED = ("Namespace", "Node", "Host")
 
 
 def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None]) -> Any:
@@ -33,7 +36,7 @@ def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None])
         return {"cluster": c.name, "pid": os.getpid(), "pods": len(c.pods), "unready": c.wait_ready(0)}
     if op == "get":
         kind = canonical_kind(a["kind"])
-        ns = None if a.get("all_namespaces") or kind in ("Namespace", "Node", "Host") else (a.get("namespace") or "default")
+        ns = None if a.get("all_namespaces") or kind in CLUSTER_SCOPED else (a.get("namespace") or "default")
         return views.objects(c, kind, ns, a.get("name"))
     if op == "apply":
         changes = c.apply(load_manifest_file(a["file"]))
@@ -43,12 +46,18 @@ def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None])
         done = []
         for key, obj in reversed(parsed.order):
             kind = key.split("/")[0]
-            c.delete(kind, getattr(obj.meta, "namespace", ""), obj.meta.name)
+            try:
+                c.delete(kind, getattr(obj.meta, "namespace", ""), obj.meta.name)
+            except NotFoundError:
+                if not a.get("ignore_not_found"):
+                    raise
+                continue
             done.append(key)
         return {"deleted": done}
     if op == "delete":
         kind = canonical_kind(a["kind"])
-        c.delete(kind, a.get("namespace") or "default", a["name"])
+        grace = a.get("grace_period")
+        c.delete(kind, a.get("namespace") or "default", a["name"], None if grace is None or grace < 0 else int(grace), a.get("wait", True))
         return {"deleted": [f"{kind}/{a['name']}"]}
     if op == "label":
         kind = canonical_kind(a["kind"])

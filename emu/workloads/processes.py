@@ -54,6 +54,22 @@ def start(pod: str, c: Container, argv: list[str], netns_name: str, hostname: st
     return Process(pod, c.name, popen, ref)
 
 
+def signal_all(procs: list[Process], sig: int = signal.SIGTERM) -> None:
+    for p in procs:
+        if p.popen.poll() is None:
+            p.popen.send_signal(sig)
+
+
+def wait_all(procs: list[Process], deadline: float) -> bool:
+    """Wait until every process exited or the monotonic deadline passed; True if all did."""
+    for p in procs:
+        try:
+            p.popen.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+    return True
+
+
 def stop(procs: list[Process], grace: float = 2.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds (a pod's termination, shortened)."""
     for p in procs:

@@ -75,6 +75,9 @@ class BridgeCNI(CNIPlugin):
                     "add", ifname=host_if, kind="veth", master=br, state="up",
                     peer={"ifname": "eth0", "address": mac, "net_ns_fd": pod_fd},
                 )  # fmt: skip
+                # Hairpin mode: a pod reaching itself through a Service is sent back out
+                # of the port it came in by (kubelet's hairpin-mode=hairpin-veth).
+                node.ipr.brport("set", index=node.ipr.link("get", ifname=host_if)[0]["index"], mode=1)
                 # Permanent neighbour entries are exempt from the neighbour table's
                 # gc_thresh3 limit (Linux >= 4.20), which every namespace on the machine
                 # shares (1024 by default): with dynamic ARP, a thousand pods overflow it.

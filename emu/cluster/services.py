@@ -1,0 +1,106 @@
+"""The service plane of a running cluster: EndpointSlices, each node's proxy, the
+load-balancer announcements and the health-check servers, recomputed from the store on
+every change (the same path at start-up and after apply, delete, label, readiness)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from emu.controllers.endpointslices import ZONE_LABEL, PodInfo, slices_for
+from emu.controllers.ipam import AddressPlan
+from emu.dataplane.handles import NsHandle
+from emu.dataplane.lb import Announcer, choose_node
+from emu.model.services import EndpointSlice, Service
+from emu.proxy.plan import ProxyPlan, backends_for, compile_plan, usable
+from emu.proxy.proxier import Proxier
+from emu.workloads import healthcheck
+
+log = logging.getLogger(__name__)
+
+
+class ServicePlane:
+    def __init__(
+        self, addr: AddressPlan, nodes: dict[str, NsHandle], backend: str, pod_cidr: str, service_cidr: str, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.addr = addr
+        self.nodes = nodes
+        self.pod_cidr = pod_cidr
+        self.loop = loop
+        self.proxiers = {n: Proxier(h.name, backend) for n, h in nodes.items()}
+        self.announcer = Announcer(nodes)
+        self.slices: dict[str, list[EndpointSlice]] = {}
+        self.plans: dict[str, ProxyPlan] = {}
+        self.local_counts: dict[tuple[str, str], int] = {}
+        self._health: dict[tuple[str, str, int], Any] = {}  # (node, svc, port) → server
+        for h in nodes.values():
+            # Traffic to a ClusterIP that has no endpoints must reach the filter hooks to
+            # be rejected; a node without a default route needs a route for the range.
+            with h.lock:
+                h.ipr.route("add", dst=service_cidr, oif=h.index("eth0"))
+
+    def sync(self, services: dict[str, Service], statuses: dict[str, Any], manual: dict[str, EndpointSlice], pods: list[PodInfo]) -> None:
+        zones = {n.name: n.labels.get(ZONE_LABEL, "") for n in self.addr.nodes}
+        slices: dict[str, list[EndpointSlice]] = {}
+        for svc in services.values():
+            if svc.selector is not None:
+                slices[svc.key] = slices_for(svc, pods, zones)
+        for sl in manual.values():
+            key = f"{sl.meta.namespace}/{sl.service_name}"
+            if key in services and services[key].selector is None:
+                slices.setdefault(key, []).append(sl)
+        self.slices = slices
+        svc_list = list(services.values())
+        for n in self.addr.nodes:
+            plan = compile_plan(n.name, (n.ip,), self.pod_cidr, svc_list, statuses, slices)
+            self.plans[n.name] = plan
+            self.proxiers[n.name].sync(plan)
+        self._sync_lb(svc_list, statuses, slices)
+        self._sync_health(svc_list, statuses, slices)
+
+    def _local_ready(self, svc: Service, node: str, slices: dict[str, list[EndpointSlice]]) -> int:
+        eps = {
+            (b.ip, b.port) for i in range(len(svc.ports)) for b in usable(backends_for(svc, i, slices.get(svc.key, []))) if b.node == node
+        }
+        return len(eps)
+
+    def _sync_lb(self, services: list[Service], statuses: dict[str, Any], slices: dict[str, list[EndpointSlice]]) -> None:
+        desired: dict[str, str] = {}
+        for svc in services:
+            st = statuses.get(svc.key)
+            if svc.type != "LoadBalancer" or st is None or not st.lb_ip:
+                continue
+            names = [n.name for n in self.addr.nodes]
+            if svc.external_traffic_policy == "Local":
+                # Only nodes with local endpoints may announce (MetalLB's rule for Local).
+                names = [n for n in names if self._local_ready(svc, n, slices)]
+            desired[st.lb_ip] = choose_node(st.lb_ip, names)
+        self.announcer.sync(desired)
+        self.lb_nodes = desired
+
+    def _sync_health(self, services: list[Service], statuses: dict[str, Any], slices: dict[str, list[EndpointSlice]]) -> None:
+        wanted: set[tuple[str, str, int]] = set()
+        for svc in services:
+            st = statuses.get(svc.key)
+            if st is None or not st.health_check_node_port or svc.type != "LoadBalancer" or svc.external_traffic_policy != "Local":
+                continue
+            for n in self.addr.nodes:
+                self.local_counts[(n.name, svc.key)] = self._local_ready(svc, n.name, slices)
+                wanted.add((n.name, svc.key, st.health_check_node_port))
+        for key in set(self._health) - wanted:
+            srv = self._health.pop(key)
+            self.loop.call_soon_threadsafe(srv.close)
+        for key in sorted(wanted - set(self._health)):
+            node, svc_key, port = key
+            sock = healthcheck.open_listener(self.nodes[node].fd, port)
+            ns, name = svc_key.split("/", 1)
+            fut = asyncio.run_coroutine_threadsafe(
+                healthcheck.serve(self.loop, sock, ns, name, lambda k=(node, svc_key): self.local_counts.get(k, 0)), self.loop
+            )
+            self._health[key] = fut.result(10)
+
+    def close(self) -> None:
+        for srv in self._health.values():
+            self.loop.call_soon_threadsafe(srv.close)
+        self._health.clear()

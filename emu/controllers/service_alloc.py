@@ -1,0 +1,145 @@
+"""Allocations for Services: ClusterIPs, NodePorts (and healthCheckNodePorts), LB IPs.
+
+The API server's allocators hand out ClusterIPs and NodePorts at random; kemu takes the
+lowest free one so that a file always yields the same addresses. Requested values are
+checked the way the API server checks them, with its messages. The LB IPs come from the
+pool, as MetalLB's controller assigns them; an exhausted pool leaves the Service pending.
+`allocate()` is pure: it returns new statuses or raises, changing nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from emu.controllers.lb_pool import pool_addresses
+from emu.errors import Problem, ValidationError
+from emu.model.objects import ClusterSpec
+from emu.model.services import Service, ServiceStatus
+
+NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
+# 10.96.0.1 is the `kubernetes` Service's and 10.96.0.10 cluster DNS's by convention.
+RESERVED_OFFSETS = (1, 10)
+
+
+def port_key(svc: Service, i: int) -> str:
+    p = svc.ports[i]
+    return p.name or f"{p.port}/{p.protocol}"
+
+
+def allocate(
+    spec: ClusterSpec,
+    services: list[Service],
+    old: dict[str, ServiceStatus],
+    where: dict[str, tuple[str, str]] | None = None,
+) -> dict[str, ServiceStatus]:
+    """Statuses for every Service in `services` (the complete desired set)."""
+    where = where or {}
+    problems: list[Problem] = []
+    net = ipaddress.IPv4Network(spec.service_cidr)
+    used_ips: set[str] = set()
+    used_ports: set[int] = set()
+    used_lb: set[str] = set()
+    out: dict[str, ServiceStatus] = {}
+
+    def problem(svc: Service, path: str, msg: str) -> None:
+        file, base = where.get(f"Service/{svc.key}", ("<cluster>", ""))
+        problems.append(Problem(file, f"{base}.{path}" if base else path, msg))
+
+    # Pass 1: what each Service keeps or asks for; later passes fill in the rest.
+    for svc in services:
+        prev = old.get(svc.key, ServiceStatus())
+        ip = ""
+        if svc.type != "ExternalName" and not svc.headless:
+            if svc.cluster_ip:
+                if prev.cluster_ip and svc.cluster_ip != prev.cluster_ip:
+                    problem(svc, "spec.clusterIPs[0]", f"Invalid value: {svc.cluster_ip!r}: field is immutable")
+                elif ipaddress.IPv4Address(svc.cluster_ip) not in net:
+                    problem(
+                        svc,
+                        "spec.clusterIPs",
+                        f"Invalid value: [{svc.cluster_ip!r}]: failed to allocate IP {svc.cluster_ip}: the provided IP "
+                        f"({svc.cluster_ip}) is not in the valid range. The range of valid IPs is {net}",
+                    )
+                elif svc.cluster_ip in used_ips:
+                    problem(
+                        svc,
+                        "spec.clusterIPs",
+                        f"Invalid value: [{svc.cluster_ip!r}]: failed to allocate IP {svc.cluster_ip}: provided IP is already allocated",
+                    )
+                ip = svc.cluster_ip
+            else:
+                ip = prev.cluster_ip
+            if ip:
+                used_ips.add(ip)
+        ports: dict[str, int] = {}
+        if svc.has_node_ports:
+            for i, p in enumerate(svc.ports):
+                k = port_key(svc, i)
+                want = p.node_port or prev.node_ports.get(k, 0)
+                if want:
+                    if want in used_ports:
+                        problem(svc, f"spec.ports[{i}].nodePort", f"Invalid value: {want}: provided port is already allocated")
+                    used_ports.add(want)
+                    ports[k] = want
+        hc = 0
+        if svc.type == "LoadBalancer" and svc.external_traffic_policy == "Local":
+            hc = svc.health_check_node_port or prev.health_check_node_port
+            if hc:
+                if hc in used_ports:
+                    problem(svc, "spec.healthCheckNodePort", f"Invalid value: {hc}: provided port is already allocated")
+                used_ports.add(hc)
+        lb = ""
+        if svc.type == "LoadBalancer":
+            lb = svc.load_balancer_ip or prev.lb_ip
+            if lb:
+                if lb in used_lb:
+                    problem(svc, "spec.loadBalancerIP", f"Invalid value: {lb!r}: already assigned to another Service")
+                used_lb.add(lb)
+        out[svc.key] = ServiceStatus(ip, ports, hc, lb)
+
+    pool = pool_addresses(spec)
+    for svc in services:
+        if svc.type == "LoadBalancer" and svc.load_balancer_ip and svc.load_balancer_ip not in pool:
+            problem(svc, "spec.loadBalancerIP", f"Invalid value: {svc.load_balancer_ip!r}: not in the load-balancer pool")
+    if problems:
+        raise ValidationError(problems)
+
+    # Pass 2: dynamic allocations, lowest free first, in the order Services were given.
+    free_ip = (str(net.network_address + i) for i in range(1, net.num_addresses - 1) if i not in RESERVED_OFFSETS)
+    free_port = iter(range(NODE_PORT_MIN, NODE_PORT_MAX + 1))
+    free_lb = iter(pool)
+
+    def next_free(it, used: set) -> object:  # type: ignore[no-untyped-def, type-arg]
+        for v in it:
+            if v not in used:
+                used.add(v)
+                return v
+        return None
+
+    for svc in services:
+        st = out[svc.key]
+        ip = st.cluster_ip
+        if not ip and svc.type != "ExternalName" and not svc.headless:
+            ip = next_free(free_ip, used_ips)  # type: ignore[assignment]
+            if ip is None:
+                problems.append(Problem("<cluster>", svc.key, f"no free ClusterIP left in {net}"))
+        ports = dict(st.node_ports)
+        if svc.has_node_ports:
+            for i in range(len(svc.ports)):
+                k = port_key(svc, i)
+                if k not in ports:
+                    got = next_free(free_port, used_ports)
+                    if got is None:
+                        problems.append(Problem("<cluster>", svc.key, "no free NodePort left"))
+                    else:
+                        ports[k] = got  # type: ignore[assignment]
+        hc = st.health_check_node_port
+        if svc.type == "LoadBalancer" and svc.external_traffic_policy == "Local" and not hc:
+            hc = next_free(free_port, used_ports) or 0  # type: ignore[assignment]
+        lb = st.lb_ip
+        if svc.type == "LoadBalancer" and not lb:
+            lb = next_free(free_lb, used_lb) or ""  # type: ignore[assignment]  # pool empty: <pending>
+        out[svc.key] = ServiceStatus(ip or "", ports, hc, lb)
+    if problems:
+        raise ValidationError(problems)
+    return out

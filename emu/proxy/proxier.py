@@ -1,0 +1,102 @@
+"""One node's service proxy: applies plans to the node's namespace, one transaction per
+sync; nftables rewrites only what changed, with a full resync after any failure."""
+
+from __future__ import annotations
+
+import logging
+
+from emu.dataplane.run import run
+from emu.errors import CommandError
+from emu.proxy import iptables_render, nft_render
+from emu.proxy.plan import ProxyPlan, ServicePortPlan
+
+log = logging.getLogger(__name__)
+
+
+class Proxier:
+    def __init__(self, netns_name: str, backend: str) -> None:
+        self.netns = netns_name
+        self.backend = backend
+        self.plan: ProxyPlan | None = None
+        self._renders: dict[str, nft_render.ServiceRender] | None = None
+        self._iptables_text = ""
+        self.syncs = 0
+
+    def sync(self, plan: ProxyPlan) -> bool:
+        """Bring the node's rules to `plan`; True if anything was written."""
+        if plan == self.plan:
+            return False
+        old = self.plan
+        if self.backend == "nftables":
+            self._sync_nft(plan)
+        else:
+            text = iptables_render.render(plan)
+            if text != self._iptables_text:
+                run(["iptables-restore", "-w", "5"], netns_name=self.netns, input=text)
+                self._iptables_text = text
+        self.plan = plan
+        self.syncs += 1
+        flush_stale_udp(self.netns, old, plan)
+        return True
+
+    def _sync_nft(self, plan: ProxyPlan) -> None:
+        renders = nft_render.render_all(plan)
+        if self._renders is None or self.plan is None or self.plan.node_ips != plan.node_ips or self.plan.pod_cidr != plan.pod_cidr:
+            script = nft_render.render_full(plan, renders)
+        else:
+            script = nft_render.render_update(plan, self._renders, renders)
+        if script:
+            try:
+                run(["nft", "-f", "-"], netns_name=self.netns, input=script)
+            except CommandError:
+                # As kube-proxy: after a failed partial sync, the next one is a full one.
+                self._renders = None
+                log.warning("partial nftables sync failed in %s; doing a full resync", self.netns)
+                run(["nft", "-f", "-"], netns_name=self.netns, input=nft_render.render_full(plan, renders))
+        self._renders = renders
+
+    def remove(self) -> None:
+        """Drop the proxy's rules (used when a node's proxy is switched off)."""
+        if self.backend == "nftables":
+            run(["nft", "delete", "table", "ip", nft_render.TABLE], netns_name=self.netns, check=False)
+        self.plan = None
+        self._renders = None
+
+
+def _udp_targets(sp: ServicePortPlan) -> set[tuple[str, int]]:
+    return {(b.ip, b.port) for b in (*sp.cluster_endpoints, *sp.external_endpoints)}
+
+
+def flush_stale_udp(netns_name: str, old: ProxyPlan | None, new: ProxyPlan) -> None:
+    """UDP conntrack entries outlive endpoint changes: clients would keep sending to a gone
+    endpoint, or to a Service that had none (kube-proxy's conntrack cleanup)."""
+    before = old.by_id() if old else {}
+    for sp in new.services:
+        if sp.protocol != "udp":
+            continue
+        prev = before.get(sp.id)
+        vips = [sp.cluster_ip, *sp.lb_ips, *sp.external_ips]
+        if prev is None or (not prev.has_endpoints and sp.has_endpoints):
+            for vip in vips:
+                _conntrack(netns_name, ["-p", "udp", "--orig-dst", vip, "--orig-port-dst", str(sp.port)])
+            if sp.node_port:
+                _conntrack(netns_name, ["-p", "udp", "--orig-port-dst", str(sp.node_port)])
+        if prev is not None:
+            for ip, _port in _udp_targets(prev) - _udp_targets(sp):
+                for vip in vips:
+                    _conntrack(netns_name, ["-p", "udp", "--orig-dst", vip, "--reply-src", ip])
+                if sp.node_port:
+                    _conntrack(netns_name, ["-p", "udp", "--orig-port-dst", str(sp.node_port), "--reply-src", ip])
+    gone = set(before) - {sp.id for sp in new.services}
+    for sid in gone:
+        sp = before[sid]
+        if sp.protocol == "udp":
+            for vip in [sp.cluster_ip, *sp.lb_ips, *sp.external_ips]:
+                _conntrack(netns_name, ["-p", "udp", "--orig-dst", vip, "--orig-port-dst", str(sp.port)])
+
+
+def _conntrack(netns_name: str, args: list[str]) -> None:
+    # Exit code 1 means "0 flow entries deleted": not a failure.
+    cp = run(["conntrack", "-D", *args], netns_name=netns_name, check=False, timeout=10)
+    if cp.returncode not in (0, 1):
+        raise CommandError(["conntrack", "-D", *args], cp.returncode, cp.stderr, netns_name)
