@@ -171,7 +171,8 @@ class Cluster:
         with self.lock:
             changes = self.store.delete(kind, namespace, name)
             self._realise(changes, grace)
-            finalizers = [st.finalizer for st in self.pods.values() if st.finalizer is not None]
+            gone = {p.key for p in changes.delete}
+            finalizers = [st.finalizer for k, st in self.pods.items() if k in gone and st.finalizer is not None]
         if wait:
             # As `kubectl delete`: return once the pods are gone (after their grace period).
             for t in finalizers:

@@ -86,10 +86,10 @@ class Running:
         return self.exec(key, "curl", "-sS", "--max-time", "3", url, check=check).stdout
 
 
-def start(file: str, name: str) -> Running:
+def start(file: str, name: str, *extra: str) -> Running:
     for n in leftovers(name):
         raise AssertionError(f"machine not clean before the test: {n}")
-    kemu("up", file, "-d")
+    kemu("up", file, "-d", *extra)
     return Running(name, file)
 
 

@@ -30,7 +30,7 @@ def svc(request, tmp_path_factory) -> Iterator[Running]:  # type: ignore[no-unty
     doc["spec"]["proxy"] = request.param
     path = tmp_path_factory.mktemp(name) / "services.yaml"
     path.write_text(yaml.safe_dump(doc))
-    r = start(str(path), name)
+    r = start(str(path), name, "--ready-timeout", "5")  # pod `unready` never gets Ready
     try:
         yield r
     finally:
@@ -144,7 +144,7 @@ def test_session_affinity_holds_then_expires(svc: Running) -> None:
     assert len(got) == 1, got
     picks = set()
     for _ in range(7):
-        time.sleep(2.5)  # the affinity timeout (2 s) must pass with no traffic: a wait on purpose
+        time.sleep(1.5)  # the affinity timeout (1 s) must pass with no traffic: a wait on purpose
         picks |= set(hostnames(svc, "default/client", f"http://{ip}/hostname", 1))
     assert len(picks) > 1  # all seven the same after expiry: P = (1/3)^6
 
@@ -194,7 +194,12 @@ def test_live_changes_reach_every_node(svc: Running, tmp_path) -> None:  # type:
         lister = ["nft", "list", "ruleset"] if svc.name == "svc-nft" else ["iptables-save", "-t", "nat"]
         assert new_ip in svc.exec(f"node/{node}", *lister).stdout
     # Type change ClusterIP → NodePort → ClusterIP, on the running cluster.
-    change = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "self"}, "spec": {"type": "NodePort", "selector": {"app": "solo"}, "ports": [{"port": 80, "targetPort": "http", "nodePort": 30099}]}}
+    change = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "self"},
+        "spec": {"type": "NodePort", "selector": {"app": "solo"}, "ports": [{"port": 80, "targetPort": "http", "nodePort": 30099}]},
+    }
     f.write_text(yaml.safe_dump(change))
     kemu("--cluster", svc.name, "apply", "-f", str(f))
     assert svc.curl("host/client", f"http://{NODE_IPS['node-1']}:30099/hostname") == "solo"
@@ -237,7 +242,11 @@ def test_terminating_endpoints_fallback(svc: Running, tmp_path) -> None:  # type
     ip = cip(svc, "slow")
     assert set(hostnames(svc, "default/client", f"http://{ip}/hostname", 20)) == {"slow-1", "slow-2"}
     kemu("--cluster", svc.name, "delete", "pod", "slow-1", "--wait=false")
-    sl = next(s for s in json.loads(kemu("--cluster", svc.name, "get", "endpointslices", "-o", "json").stdout)["items"] if s["metadata"]["labels"]["kubernetes.io/service-name"] == "slow")
+    sl = next(
+        s
+        for s in json.loads(kemu("--cluster", svc.name, "get", "endpointslices", "-o", "json").stdout)["items"]
+        if s["metadata"]["labels"]["kubernetes.io/service-name"] == "slow"
+    )
     conds = {e["targetRef"]["name"]: e["conditions"] for e in sl["endpoints"]}
     assert conds["slow-1"] == {"ready": False, "serving": True, "terminating": True}
     assert set(hostnames(svc, "default/client", f"http://{ip}/hostname", 15)) == {"slow-2"}  # ready ones only
