@@ -23,10 +23,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from emu.dataplane import netns  # noqa: E402
-from emu.dataplane.run import run  # noqa: E402
-from emu.proxy import iptables_render, nft_render  # noqa: E402
-from emu.proxy.plan import Backend, ProxyPlan, ServicePortPlan  # noqa: E402
+from emu.dataplane import netns
+from emu.dataplane.run import run
+from emu.proxy import iptables_render, nft_render
+from emu.proxy.plan import Backend, ProxyPlan, ServicePortPlan
 
 NODE, POD = "kemu-bench-node", "kemu-bench-pod"
 EPS = ("10.244.0.2", "10.244.0.3", "10.244.0.4")
@@ -118,11 +118,12 @@ def bench(k: int) -> dict[str, dict[str, float]]:
     run(["nft", "-f", "-"], netns_name=NODE, input=script, timeout=300)
     t_apply = time.perf_counter() - t
     lat = first_packet_ms(last_vip)
+    state = nft_render.NftState(p0, r0)  # what the proxier keeps between syncs
     t = time.perf_counter()
-    r1 = dict(r0)
-    sp = p1.services[k // 2]
-    r1[sp.id] = nft_render.render_service(p1, sp)  # the proxier re-renders only changed services
-    update = nft_render.render_update(p1, r0, r1)
+    # As Proxier.sync: find the changed Services, re-render only them, apply the delta.
+    before, after = p0.by_id(), p1.by_id()
+    changed = {sid: nft_render.render_service(p1, sp) for sid, sp in after.items() if before.get(sid) != sp}
+    update = state.update(changed)  # type: ignore[arg-type]
     run(["nft", "-f", "-"], netns_name=NODE, input=update)
     t_change = time.perf_counter() - t
     res["nftables"] = {"full": t_render + t_apply, "render": t_render, "change": t_change, "latency": lat}

@@ -1,22 +1,28 @@
 """nftables spelling of a proxy plan, after kube-proxy's nftables proxier.
 
-The fixed skeleton (base chains, verdict maps) is data; each service port adds its own
-chains, affinity sets and map elements. `render_full` writes the whole table in one
-transaction; `render_update` writes only what changed between two plans, also as one
-transaction (map elements removed before the chains they point to go).
+The fixed skeleton (base chains, verdict maps) is data. Unlike kube-proxy, most Services
+get no chains of their own: a Service is map elements — its VIPs in a verdict map that
+jumps to a *shared* balancing chain for its endpoint count (`cluster-3`), and its
+endpoints in a backend map keyed by VIP, protocol, port and bucket (`numgen random mod
+3`). nft 1.0.6 looks chains up by walking a list, so a ruleset with a chain per Service
+and per endpoint grows quadratically (10,000 Services took 18 s); elements stay linear.
+Services with session affinity or source ranges keep kube-proxy's per-Service chains.
+
+`render_full` writes the whole table in one transaction; `render_update` writes only
+what changed between two plans, also as one transaction.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from emu.proxy.plan import Backend, ProxyPlan, ServicePortPlan
 
 TABLE = "kemu-proxy"
-MASQ_MARK = "0x4000"
+MASQ = "0x4000"  # in the conntrack mark: the packet mark carries the balancing bucket
 
-# name → (hook declaration or "", rules)
 SKELETON_CHAINS: list[tuple[str, str, list[str]]] = [
     ("filter-prerouting", "type filter hook prerouting priority -110; policy accept;", ["ct state new jump firewall-check"]),
     (
@@ -39,25 +45,76 @@ SKELETON_CHAINS: list[tuple[str, str, list[str]]] = [
         ["ip daddr . meta l4proto . th dport vmap @service-ips", "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports"],
     ),
     ("reject-chain", "", ["reject"]),
-    ("mark-for-masquerade", "", [f"meta mark set meta mark | {MASQ_MARK}"]),
-    ("masquerading", "", [f"meta mark & {MASQ_MARK} == 0 return", f"meta mark set meta mark ^ {MASQ_MARK}", "masquerade fully-random"]),
+    ("mark-for-masquerade", "", [f"ct mark set ct mark | {MASQ}"]),
+    (
+        "masquerading",
+        "",
+        [
+            # Hairpin: a pod sent to itself through a Service must see the reply come back
+            # through the node, so its source is rewritten.
+            "ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random",
+            f"ct mark & {MASQ} != 0 masquerade fully-random",
+        ],
+    ),
 ]
+SKELETON_NAMES = {name for name, _, _ in SKELETON_CHAINS}
+VIP_KEY = "ipv4_addr . inet_proto . inet_service"
+BACKEND = "ipv4_addr . inet_service"
 MAPS = {
-    "service-ips": "ipv4_addr . inet_proto . inet_service : verdict",
+    "service-ips": f"{VIP_KEY} : verdict",
     "service-nodeports": "inet_proto . inet_service : verdict",
-    "no-endpoint-services": "ipv4_addr . inet_proto . inet_service : verdict",
+    "no-endpoint-services": f"{VIP_KEY} : verdict",
     "no-endpoint-nodeports": "inet_proto . inet_service : verdict",
-    "firewall-ips": "ipv4_addr . inet_proto . inet_service : verdict",
+    "firewall-ips": f"{VIP_KEY} : verdict",
+    "cluster-backends": f"{VIP_KEY} . mark : {BACKEND}",
+    "external-backends": f"{VIP_KEY} . mark : {BACKEND}",
+    "np-cluster-backends": f"inet_proto . inet_service . mark : {BACKEND}",
+    "np-external-backends": f"inet_proto . inet_service . mark : {BACKEND}",
 }
+SETS = {"hairpin": "ipv4_addr . ipv4_addr"}  # elements carry no value
+VIP_LOOKUP = "ip daddr . meta l4proto . th dport . meta mark"
+NP_LOOKUP = "meta l4proto . th dport . meta mark"
 
 
 @dataclass
 class ServiceRender:
     """Everything one service port contributes to the table."""
 
-    chains: dict[str, list[str]] = field(default_factory=dict)
-    sets: dict[str, str] = field(default_factory=dict)  # name → declaration body
-    elements: dict[str, dict[str, str]] = field(default_factory=dict)  # map → key → verdict
+    chains: dict[str, list[str]] = field(default_factory=dict)  # its own chains
+    shared: set[str] = field(default_factory=set)  # shared balancing chains it uses
+    sets: dict[str, str] = field(default_factory=dict)  # its own sets: name → declaration
+    elements: dict[str, dict[str, str]] = field(default_factory=dict)  # map/set → key → value
+
+
+def shared_chain(name: str, pod_cidr: str) -> list[str]:
+    """The rules of a shared balancing chain, from its name alone."""
+    kind, *counts = name.rsplit("-", 2) if name.startswith(("ext-local-", "np-local-")) else name.rsplit("-", 1)
+    n = [int(c) for c in counts]
+
+    def balance(count: int, lookup: str, backends: str) -> list[str]:
+        if count == 0:
+            return ["drop"]
+        return [f"meta mark set numgen random mod {count}", f"dnat ip addr . port to {lookup} map @{backends}"]
+
+    if kind == "cluster":
+        return [f"ip saddr != {pod_cidr} jump mark-for-masquerade", *balance(n[0], VIP_LOOKUP, "cluster-backends")]
+    if kind == "np-cluster":
+        return balance(n[0], NP_LOOKUP, "np-cluster-backends")
+    if kind == "ext":
+        return ["jump mark-for-masquerade", *balance(n[0], VIP_LOOKUP, "external-backends")]
+    if kind == "np-ext":
+        return ["jump mark-for-masquerade", *balance(n[0], NP_LOOKUP, "np-external-backends")]
+    # externalTrafficPolicy: Local. Pods and the node itself are in-cluster clients (the
+    # cluster endpoints; the node's own traffic masqueraded); others keep their source.
+    local, cluster = n
+    inner = f"cluster-{cluster}" if kind == "ext-local" else f"np-cluster-{cluster}"
+    lookup, backends = (VIP_LOOKUP, "external-backends") if kind == "ext-local" else (NP_LOOKUP, "np-external-backends")
+    return [
+        f"ip saddr {pod_cidr} goto {inner}",
+        "fib saddr type local jump mark-for-masquerade",
+        f"fib saddr type local goto {inner}",
+        *balance(local, lookup, backends),
+    ]
 
 
 def svc_chain(sp: ServicePortPlan) -> str:
@@ -80,64 +137,97 @@ def aff_set(sp: ServicePortPlan, b: Backend) -> str:
     return f"aff-{sp.hash}-{b.ip}-{b.port}"
 
 
-def _balance(sp: ServicePortPlan, eps: tuple[Backend, ...]) -> list[str]:
+def _balance_chains(sp: ServicePortPlan, eps: tuple[Backend, ...]) -> list[str]:
+    """Per-Service balancing (affinity): kube-proxy's endpoint chains and affinity sets."""
     if not eps:
         return ["drop"]
-    rules = [f"ip saddr @{aff_set(sp, b)} goto {ep_chain(sp, b)}" for b in eps] if sp.affinity_timeout else []
-    if len(eps) == 1:
-        rules.append(f"goto {ep_chain(sp, eps[0])}")
-    else:
-        vmap = ", ".join(f"{i} : goto {ep_chain(sp, b)}" for i, b in enumerate(eps))
-        rules.append(f"numgen random mod {len(eps)} vmap {{ {vmap} }}")
-    return rules
+    rules = [f"ip saddr @{aff_set(sp, b)} goto {ep_chain(sp, b)}" for b in eps]
+    vmap = ", ".join(f"{i} : goto {ep_chain(sp, b)}" for i, b in enumerate(eps))
+    return [*rules, f"numgen random mod {len(eps)} vmap {{ {vmap} }}"]
 
 
 def render_service(plan: ProxyPlan, sp: ServicePortPlan) -> ServiceRender:
-    r = ServiceRender(elements={m: {} for m in MAPS})
+    r = ServiceRender(elements={m: {} for m in [*MAPS, *SETS]})
+    el = r.elements
     proto = sp.protocol
     vips = [*sp.lb_ips, *sp.external_ips]
-    external = bool(sp.node_port or vips)
     if not sp.has_endpoints:
-        r.elements["no-endpoint-services"][f"{sp.cluster_ip} . {proto} . {sp.port}"] = "goto reject-chain"
-        for ip in vips:
-            r.elements["no-endpoint-services"][f"{ip} . {proto} . {sp.port}"] = "goto reject-chain"
+        for ip in [sp.cluster_ip, *vips]:
+            el["no-endpoint-services"][f"{ip} . {proto} . {sp.port}"] = "goto reject-chain"
         if sp.node_port:
-            r.elements["no-endpoint-nodeports"][f"{proto} . {sp.node_port}"] = "goto reject-chain"
+            el["no-endpoint-nodeports"][f"{proto} . {sp.node_port}"] = "goto reject-chain"
         return r
+    for b in sorted({*sp.cluster_endpoints, *sp.external_endpoints}, key=lambda x: (x.ip, x.port)):
+        el["hairpin"][f"{b.ip} . {b.ip}"] = ""
+    if sp.lb_ips and sp.source_ranges:
+        r.chains[fw_chain(sp)] = [f"ip saddr {{ {', '.join(sp.source_ranges)} }} return", "drop"]
+        for ip in sp.lb_ips:
+            el["firewall-ips"][f"{ip} . {proto} . {sp.port}"] = f"goto {fw_chain(sp)}"
+    if sp.affinity_timeout:
+        _affinity(plan, sp, r, vips)
+        return r
+    nc, ne = len(sp.cluster_endpoints), len(sp.external_endpoints)
+
+    def fill(mapname: str, prefix: str, eps: tuple[Backend, ...]) -> None:
+        for i, b in enumerate(eps):
+            el[mapname][f"{prefix} . {i}"] = f"{b.ip} . {b.port}"
+
+    def use(chain: str) -> str:
+        if chain.endswith("-0") and not chain.startswith(("ext-local", "np-local")):
+            return "drop"
+        r.shared.add(chain)
+        if chain.startswith("ext-local-"):
+            r.shared.add(f"cluster-{nc}")
+        if chain.startswith("np-local-"):
+            r.shared.add(f"np-cluster-{nc}")
+        return f"goto {chain}"
+
+    el["service-ips"][f"{sp.cluster_ip} . {proto} . {sp.port}"] = use(f"cluster-{nc}")
+    fill("cluster-backends", f"{sp.cluster_ip} . {proto} . {sp.port}", sp.cluster_endpoints)
+    for ip in vips:
+        key = f"{ip} . {proto} . {sp.port}"
+        fill("external-backends", key, sp.external_endpoints)
+        if sp.external_local:
+            fill("cluster-backends", key, sp.cluster_endpoints)
+            el["service-ips"][key] = use(f"ext-local-{ne}-{nc}")
+        else:
+            el["service-ips"][key] = use(f"ext-{ne}")
+    if sp.node_port:
+        key = f"{proto} . {sp.node_port}"
+        fill("np-external-backends", key, sp.external_endpoints)
+        if sp.external_local:
+            fill("np-cluster-backends", key, sp.cluster_endpoints)
+            el["service-nodeports"][key] = use(f"np-local-{ne}-{nc}")
+        else:
+            el["service-nodeports"][key] = use(f"np-ext-{ne}")
+    return r
+
+
+def _affinity(plan: ProxyPlan, sp: ServicePortPlan, r: ServiceRender, vips: list[str]) -> None:
+    proto = sp.protocol
     r.chains[svc_chain(sp)] = [
         f"ip daddr {sp.cluster_ip} ip saddr != {plan.pod_cidr} jump mark-for-masquerade",
-        *_balance(sp, sp.cluster_endpoints),
+        *_balance_chains(sp, sp.cluster_endpoints),
     ]
     r.elements["service-ips"][f"{sp.cluster_ip} . {proto} . {sp.port}"] = f"goto {svc_chain(sp)}"
-    if external:
+    if sp.node_port or vips:
         if sp.external_local:
-            # Pods and the node itself are in-cluster clients: the cluster chain, and the
-            # node's own traffic masqueraded; everyone else keeps its source IP.
             ext = [
                 f"ip saddr {plan.pod_cidr} goto {svc_chain(sp)}",
                 "fib saddr type local jump mark-for-masquerade",
                 f"fib saddr type local goto {svc_chain(sp)}",
-                *_balance(sp, sp.external_endpoints),
+                *_balance_chains(sp, sp.external_endpoints),
             ]
         else:
-            ext = ["jump mark-for-masquerade", *_balance(sp, sp.external_endpoints)]
+            ext = ["jump mark-for-masquerade", *_balance_chains(sp, sp.external_endpoints)]
         r.chains[ext_chain(sp)] = ext
         for ip in vips:
             r.elements["service-ips"][f"{ip} . {proto} . {sp.port}"] = f"goto {ext_chain(sp)}"
         if sp.node_port:
             r.elements["service-nodeports"][f"{proto} . {sp.node_port}"] = f"goto {ext_chain(sp)}"
-    if sp.lb_ips and sp.source_ranges:
-        r.chains[fw_chain(sp)] = [f"ip saddr {{ {', '.join(sp.source_ranges)} }} return", "drop"]
-        for ip in sp.lb_ips:
-            r.elements["firewall-ips"][f"{ip} . {proto} . {sp.port}"] = f"goto {fw_chain(sp)}"
-    for b in {*sp.cluster_endpoints, *sp.external_endpoints}:
-        rules = [f"ip saddr {b.ip} jump mark-for-masquerade"]
-        if sp.affinity_timeout:
-            r.sets[aff_set(sp, b)] = f"type ipv4_addr; flags dynamic,timeout; timeout {sp.affinity_timeout}s;"
-            rules.append(f"update @{aff_set(sp, b)} {{ ip saddr }}")
-        rules.append(f"meta l4proto {proto} dnat to {b.ip}:{b.port}")
-        r.chains[ep_chain(sp, b)] = rules
-    return r
+    for b in sorted({*sp.cluster_endpoints, *sp.external_endpoints}, key=lambda x: (x.ip, x.port)):
+        r.sets[aff_set(sp, b)] = f"type ipv4_addr; flags dynamic,timeout; timeout {sp.affinity_timeout}s;"
+        r.chains[ep_chain(sp, b)] = [f"update @{aff_set(sp, b)} {{ ip saddr }}", f"meta l4proto {proto} dnat to {b.ip}:{b.port}"]
 
 
 def render_all(plan: ProxyPlan) -> dict[str, ServiceRender]:
@@ -153,36 +243,7 @@ def _q(name: str) -> str:
     return name if _IDENT.match(name) else f'"{name}"'
 
 
-def render_full(plan: ProxyPlan, renders: dict[str, ServiceRender] | None = None) -> str:
-    """The whole table, replacing any previous one, as one transaction."""
-    renders = renders if renders is not None else render_all(plan)
-    out = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{", '  comment "kemu service proxy";']
-    node_ips = ", ".join(plan.node_ips)
-    out.append("  set nodeport-ips { type ipv4_addr;" + (f" elements = {{ {node_ips} }};" if node_ips else "") + " }")
-    for name, typ in MAPS.items():
-        elems = [f"{k} : {_quote_refs(v)}" for r in renders.values() for k, v in r.elements[name].items()]
-        body = f" elements = {{ {', '.join(elems)} }};" if elems else ""
-        out.append(f"  map {name} {{ type {typ};{body} }}")
-    for r in renders.values():
-        for name, decl in sorted(r.sets.items()):
-            out.append(f"  set {_q(name)} {{ {decl} }}")
-    for name, hook, rules in SKELETON_CHAINS:
-        out.append(f"  chain {name} {{")
-        if hook:
-            out.append(f"    {hook}")
-        out.extend(f"    {rule}" for rule in rules)
-        out.append("  }")
-    for r in renders.values():
-        for name in sorted(r.chains):
-            out.append(f"  chain {_q(name)} {{")
-            out.extend(f"    {_quote_refs(rule)}" for rule in r.chains[name])
-            out.append("  }")
-    out.append("}")
-    return "\n".join(out) + "\n"
-
-
 def _quote_refs(rule: str) -> str:
-    """Chain and set names hold '/' and ':' — quote them where rules refer to them."""
     words = rule.split(" ")
     for i, w in enumerate(words):
         if i > 0 and words[i - 1] in ("goto", "jump") and w not in SKELETON_NAMES:
@@ -192,49 +253,144 @@ def _quote_refs(rule: str) -> str:
     return " ".join(words)
 
 
-SKELETON_NAMES = {name for name, _, _ in SKELETON_CHAINS}
+def _element(key: str, value: str) -> str:
+    return f"{key} : {_quote_refs(value)}" if value else key
+
+
+def _union(renders: dict[str, ServiceRender]) -> tuple[dict[str, list[str]], dict[str, str], dict[str, dict[str, str]]]:
+    chains = {c: rules for r in renders.values() for c, rules in r.chains.items()}
+    sets = {s: d for r in renders.values() for s, d in r.sets.items()}
+    elements = {m: {k: v for r in renders.values() for k, v in r.elements.get(m, {}).items()} for m in [*MAPS, *SETS]}
+    return chains, sets, elements
+
+
+def _all_chains(plan: ProxyPlan, renders: dict[str, ServiceRender]) -> dict[str, list[str]]:
+    chains, _, _ = _union(renders)
+    for name in sorted({s for r in renders.values() for s in r.shared}):
+        chains[name] = shared_chain(name, plan.pod_cidr)
+    return chains
+
+
+def render_full(plan: ProxyPlan, renders: dict[str, ServiceRender] | None = None) -> str:
+    """The whole table, replacing any previous one, as one transaction."""
+    renders = renders if renders is not None else render_all(plan)
+    _, sets, elements = _union(renders)
+    out = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{", '  comment "kemu service proxy";']
+    node_ips = ", ".join(plan.node_ips)
+    out.append("  set nodeport-ips { type ipv4_addr;" + (f" elements = {{ {node_ips} }};" if node_ips else "") + " }")
+    for name, typ in [*MAPS.items(), *SETS.items()]:
+        elems = [_element(k, v) for k, v in elements[name].items()]
+        body = f" elements = {{ {', '.join(elems)} }};" if elems else ""
+        out.append(f"  {'map' if name in MAPS else 'set'} {name} {{ type {typ};{body} }}")
+    for name, decl in sorted(sets.items()):
+        out.append(f"  set {_q(name)} {{ {decl} }}")
+    for name, hook, rules in SKELETON_CHAINS:
+        out.append(f"  chain {name} {{")
+        if hook:
+            out.append(f"    {hook}")
+        out.extend(f"    {rule}" for rule in rules)
+        out.append("  }")
+    for name, rules in sorted(_all_chains(plan, renders).items()):
+        out.append(f"  chain {_q(name)} {{")
+        out.extend(f"    {_quote_refs(rule)}" for rule in rules)
+        out.append("  }")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+class NftState:
+    """What is in the kernel's table, with reference counts, so that an update costs
+    O(changed Services) — not O(all) — to compute (kube-proxy's partial sync)."""
+
+    def __init__(self, plan: ProxyPlan, renders: dict[str, ServiceRender]) -> None:
+        self.pod_cidr = plan.pod_cidr
+        self.renders = dict(renders)
+        self.refs: Counter[tuple[str, str, str]] = Counter()  # (map, key, value)
+        self.shared: Counter[str] = Counter()
+        for r in renders.values():
+            self._count(r, +1)
+
+    def _count(self, r: ServiceRender, d: int) -> None:
+        for m, els in r.elements.items():
+            for k, v in els.items():
+                self.refs[(m, k, v)] += d
+        for c in r.shared:
+            self.shared[c] += d
+
+    def update(self, changed: dict[str, ServiceRender | None]) -> str:
+        """Apply `changed` (service id → new render, None: gone); the transaction text."""
+        t = f"ip {TABLE}"
+        touched = [*self._olds(changed), *[r for r in changed.values() if r is not None]]
+        before_refs = {key: self.refs[key] for r in touched for key in _keys(r)}
+        before_shared = {c: self.shared[c] for r in touched for c in r.shared}
+        old_own = {sid: self.renders.get(sid) for sid in changed}
+        for sid, new in changed.items():
+            old = self.renders.get(sid)
+            if old is not None:
+                self._count(old, -1)
+            if new is None:
+                self.renders.pop(sid, None)
+            else:
+                self.renders[sid] = new
+                self._count(new, +1)
+        gone_el = [key for key, n in before_refs.items() if n > 0 and self.refs[key] <= 0]
+        new_el = [key for key, n in before_refs.items() if n <= 0 and self.refs[key] > 0]
+        gone_shared = sorted(c for c, n in before_shared.items() if n > 0 and self.shared[c] <= 0)
+        new_shared = sorted(c for c, n in before_shared.items() if n <= 0 and self.shared[c] > 0)
+        for key in gone_el:
+            del self.refs[key]
+        old_chains = {c: rules for r in old_own.values() if r for c, rules in r.chains.items()}
+        new_chains = {c: rules for sid in changed if (r := self.renders.get(sid)) for c, rules in r.chains.items()}
+        old_sets = {x: d for r in old_own.values() if r for x, d in r.sets.items()}
+        new_sets = {x: d for sid in changed if (r := self.renders.get(sid)) for x, d in r.sets.items()}
+        out: list[str] = []
+        by_map: dict[str, list[str]] = {}
+        for m, k, _ in gone_el:
+            by_map.setdefault(m, []).append(k)
+        out += [f"delete element {t} {m} {{ {', '.join(keys)} }}" for m, keys in by_map.items()]
+        changed_sets = {x for x in new_sets if x in old_sets and old_sets[x] != new_sets[x]}
+        gone_sets = set(old_sets) - set(new_sets)
+        rewrite = [
+            c
+            for c in sorted(new_chains)
+            if old_chains.get(c) != new_chains[c] or any(f"@{x} " in " ".join(new_chains[c]) + " " for x in changed_sets)
+        ]
+        for c in [*sorted(set(old_chains) - set(new_chains)), *gone_shared, *[c for c in rewrite if c in old_chains]]:
+            out.append(f"flush chain {t} {_q(c)}")
+        for x in sorted(changed_sets | gone_sets):
+            out.append(f"delete set {t} {_q(x)}")
+        for x, d in sorted(new_sets.items()):
+            if x not in old_sets or x in changed_sets:
+                out.append(f"add set {t} {_q(x)} {{ {d} }}")
+        for c in [*[c for c in rewrite if c not in old_chains], *new_shared]:
+            out.append(f"add chain {t} {_q(c)}")
+        for c in new_shared:
+            out.extend(f"add rule {t} {_q(c)} {_quote_refs(rule)}" for rule in shared_chain(c, self.pod_cidr))
+        for c in rewrite:
+            out.extend(f"add rule {t} {_q(c)} {_quote_refs(rule)}" for rule in new_chains[c])
+        by_map = {}
+        for m, k, v in new_el:
+            by_map.setdefault(m, []).append(_element(k, v))
+        out += [f"add element {t} {m} {{ {', '.join(els)} }}" for m, els in by_map.items()]
+        for c in [*sorted(set(old_chains) - set(new_chains)), *gone_shared]:
+            out.append(f"delete chain {t} {_q(c)}")
+        return "\n".join(out) + ("\n" if out else "")
+
+    def _olds(self, changed: dict[str, ServiceRender | None]) -> list[ServiceRender]:
+        return [r for sid in changed if (r := self.renders.get(sid)) is not None]
+
+
+def _keys(r: ServiceRender) -> list[tuple[str, str, str]]:
+    return [(m, k, v) for m, els in r.elements.items() for k, v in els.items()]
 
 
 def render_update(plan: ProxyPlan, old: dict[str, ServiceRender], new: dict[str, ServiceRender]) -> str:
-    """Only what changed from `old` to `new`, as one transaction ("" if nothing did)."""
-    t = f"ip {TABLE}"
-    out: list[str] = []
-    old_chains = {c: rules for r in old.values() for c, rules in r.chains.items()}
-    new_chains = {c: rules for r in new.values() for c, rules in r.chains.items()}
-    old_sets = {s: d for r in old.values() for s, d in r.sets.items()}
-    new_sets = {s: d for r in new.values() for s, d in r.sets.items()}
-    for m in MAPS:
-        o = {k: v for r in old.values() for k, v in r.elements[m].items()}
-        n = {k: v for r in new.values() for k, v in r.elements[m].items()}
-        gone = [k for k, v in o.items() if n.get(k) != v]
-        if gone:
-            out.append(f"delete element {t} {m} {{ {', '.join(gone)} }}")
-    changed_sets = {x for x in new_sets if x in old_sets and old_sets[x] != new_sets[x]}
-    gone_sets = set(old_sets) - set(new_sets)
-    # A chain is rewritten when its rules changed or a set it reads is re-declared.
-    changed = [
-        c
-        for c in sorted(new_chains)
-        if old_chains.get(c) != new_chains[c] or any(f"@{x} " in " ".join(new_chains[c]) + " " for x in changed_sets)
-    ]
-    for c in [*sorted(set(old_chains) - set(new_chains)), *[c for c in changed if c in old_chains]]:
-        out.append(f"flush chain {t} {_q(c)}")
-    for x in sorted(changed_sets | gone_sets):
-        out.append(f"delete set {t} {_q(x)}")
-    for x, d in sorted(new_sets.items()):
-        if x not in old_sets or x in changed_sets:
-            out.append(f"add set {t} {_q(x)} {{ {d} }}")
-    for c in changed:
-        if c not in old_chains:
-            out.append(f"add chain {t} {_q(c)}")
-    for c in changed:
-        out.extend(f"add rule {t} {_q(c)} {_quote_refs(rule)}" for rule in new_chains[c])
-    for m in MAPS:
-        o = {k: v for r in old.values() for k, v in r.elements[m].items()}
-        n = {k: v for r in new.values() for k, v in r.elements[m].items()}
-        added = [f"{k} : {_quote_refs(v)}" for k, v in n.items() if o.get(k) != v]
-        if added:
-            out.append(f"add element {t} {m} {{ {', '.join(added)} }}")
-    for c in sorted(set(old_chains) - set(new_chains)):
-        out.append(f"delete chain {t} {_q(c)}")
-    return "\n".join(out) + ("\n" if out else "")
+    """Only what changed from `old` to `new`, as one transaction ("" if nothing did).
+
+    Order matters inside the transaction: elements pointing at chains go first, chains
+    and sets are emptied before they are deleted, new chains exist before elements or
+    rules refer to them.
+    """
+    changed: dict[str, ServiceRender | None] = {sid: r for sid, r in new.items() if old.get(sid) != r}
+    changed |= {sid: None for sid in old if sid not in new}
+    return NftState(plan, old).update(changed)

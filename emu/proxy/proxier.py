@@ -18,7 +18,7 @@ class Proxier:
         self.netns = netns_name
         self.backend = backend
         self.plan: ProxyPlan | None = None
-        self._renders: dict[str, nft_render.ServiceRender] | None = None
+        self._state: nft_render.NftState | None = None
         self._iptables_text = ""
         self.syncs = 0
 
@@ -40,27 +40,37 @@ class Proxier:
         return True
 
     def _sync_nft(self, plan: ProxyPlan) -> None:
+        old = self.plan
+        if self._state is None or old is None or old.node_ips != plan.node_ips or old.pod_cidr != plan.pod_cidr:
+            self._full_nft(plan)
+            return
+        before, after = old.by_id(), plan.by_id()
+        changed: dict[str, nft_render.ServiceRender | None] = {
+            sid: nft_render.render_service(plan, sp) for sid, sp in after.items() if before.get(sid) != sp
+        }
+        changed |= {sid: None for sid in before if sid not in after}
+        script = self._state.update(changed)
+        if not script:
+            return
+        try:
+            run(["nft", "-f", "-"], netns_name=self.netns, input=script)
+        except CommandError:
+            # As kube-proxy: after a failed partial sync, resync everything.
+            log.warning("partial nftables sync failed in %s; doing a full resync", self.netns)
+            self._full_nft(plan)
+
+    def _full_nft(self, plan: ProxyPlan) -> None:
+        self._state = None
         renders = nft_render.render_all(plan)
-        if self._renders is None or self.plan is None or self.plan.node_ips != plan.node_ips or self.plan.pod_cidr != plan.pod_cidr:
-            script = nft_render.render_full(plan, renders)
-        else:
-            script = nft_render.render_update(plan, self._renders, renders)
-        if script:
-            try:
-                run(["nft", "-f", "-"], netns_name=self.netns, input=script)
-            except CommandError:
-                # As kube-proxy: after a failed partial sync, the next one is a full one.
-                self._renders = None
-                log.warning("partial nftables sync failed in %s; doing a full resync", self.netns)
-                run(["nft", "-f", "-"], netns_name=self.netns, input=nft_render.render_full(plan, renders))
-        self._renders = renders
+        run(["nft", "-f", "-"], netns_name=self.netns, input=nft_render.render_full(plan, renders))
+        self._state = nft_render.NftState(plan, renders)
 
     def remove(self) -> None:
         """Drop the proxy's rules (used when a node's proxy is switched off)."""
         if self.backend == "nftables":
             run(["nft", "delete", "table", "ip", nft_render.TABLE], netns_name=self.netns, check=False)
         self.plan = None
-        self._renders = None
+        self._state = None
 
 
 def _udp_targets(sp: ServicePortPlan) -> set[tuple[str, int]]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from emu.config.loader import Collector, parse_manifest_docs
 from emu.controllers.endpointslices import PodInfo, slices_for
 from emu.controllers.service_alloc import allocate
-from emu.config.loader import Collector, parse_manifest_docs
 from emu.model.objects import ClusterSpec, Container, ContainerPort, NodeDecl, PodSpec
 from emu.proxy.plan import ProxyPlan, compile_plan
 
