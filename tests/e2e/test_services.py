@@ -207,6 +207,26 @@ def test_live_changes_reach_every_node(svc: Running, tmp_path) -> None:  # type:
     f.write_text(yaml.safe_dump(change))
     kemu("--cluster", svc.name, "apply", "-f", str(f))
     assert svc.curl("host/client", f"http://{NODE_IPS['node-1']}:30099/hostname", check=False) == ""
+    # … → LoadBalancer (an IP from the pool, reachable from outside) → ExternalName → ClusterIP.
+    change["spec"] = {"type": "LoadBalancer", "selector": {"app": "solo"}, "ports": [{"port": 80, "targetPort": "http"}]}
+    f.write_text(yaml.safe_dump(change))
+    kemu("--cluster", svc.name, "apply", "-f", str(f))
+    lb_ip = get_svc(svc, "self")["status"]["loadBalancer"]["ingress"][0]["ip"]
+    assert svc.curl("host/client", f"http://{lb_ip}/hostname") == "solo"
+    change["spec"] = {"type": "ExternalName", "externalName": "solo.example"}
+    f.write_text(yaml.safe_dump(change))
+    kemu("--cluster", svc.name, "apply", "-f", str(f))
+    assert get_svc(svc, "self")["spec"] == {"type": "ExternalName", "externalName": "solo.example", "ports": []}
+    assert svc.curl("host/client", f"http://{lb_ip}/hostname", check=False) == ""
+    change["spec"] = {"selector": {"app": "solo"}, "ports": [{"port": 80, "targetPort": "http"}]}
+    f.write_text(yaml.safe_dump(change))
+    kemu("--cluster", svc.name, "apply", "-f", str(f))
+    assert svc.curl("default/client", f"http://{cip(svc, 'self')}/hostname") == "solo"
+    # A label change moves a pod out of the Service before `kemu label` returns.
+    kemu("--cluster", svc.name, "label", "pod", "solo", "app=gone", "--overwrite")
+    assert svc.exec("default/client", "curl", "-sS", "-m", "2", f"http://{cip(svc, 'self')}/", check=False).returncode == 7  # refused
+    kemu("--cluster", svc.name, "label", "pod", "solo", "app=solo", "--overwrite")
+    assert svc.curl("default/client", f"http://{cip(svc, 'self')}/hostname") == "solo"
     dep["spec"]["replicas"] = 3
     f.write_text(yaml.safe_dump(dep))
     kemu("--cluster", svc.name, "apply", "-f", str(f))
