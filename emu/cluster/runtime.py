@@ -99,7 +99,9 @@ class Cluster:
             )
             m = self.config.manifests
             order: list[tuple[str, Any]] = [(f"Namespace/{n.meta.name}", n) for n in m.namespaces]
-            order += [(f"{type(o).__name__}/{o.key}", o) for o in (*m.pods, *m.deployments, *m.services, *m.endpoint_slices)]
+            order += [
+                (f"{type(o).__name__}/{o.key}", o) for o in (*m.pods, *m.deployments, *m.services, *m.endpoint_slices, *m.network_policies)
+            ]
             with self.lock:
                 self._up = True
                 self._realise(self.store.apply(ParsedManifests(m, {}, order)))

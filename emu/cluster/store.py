@@ -13,6 +13,7 @@ from emu.config.loader import ParsedManifests
 from emu.controllers import deployments, service_alloc
 from emu.errors import NotFoundError, Problem, ValidationError
 from emu.model.objects import NAMESPACE_NAME_LABEL, ClusterSpec, Deployment, Manifests, Meta, Namespace, Pod
+from emu.model.policy import NetworkPolicy
 from emu.model.services import EndpointSlice, Service, ServiceStatus
 
 KIND_ALIASES = {
@@ -23,6 +24,7 @@ KIND_ALIASES = {
     "host": "Host", "hosts": "Host",
     "service": "Service", "services": "Service", "svc": "Service",
     "endpointslice": "EndpointSlice", "endpointslices": "EndpointSlice",
+    "networkpolicy": "NetworkPolicy", "networkpolicies": "NetworkPolicy", "netpol": "NetworkPolicy",
 }  # fmt: skip
 
 
@@ -61,6 +63,7 @@ class Store:
     services: dict[str, Service] = field(default_factory=dict)
     endpoint_slices: dict[str, EndpointSlice] = field(default_factory=dict)  # manual ones
     service_status: dict[str, ServiceStatus] = field(default_factory=dict)
+    network_policies: dict[str, NetworkPolicy] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if "default" not in self.namespaces:
@@ -73,6 +76,7 @@ class Store:
             tuple(self.deployments.values()),
             tuple(self.services.values()),
             tuple(self.endpoint_slices.values()),
+            tuple(self.network_policies.values()),
         )
 
     # --- apply ---------------------------------------------------------------------------
@@ -128,6 +132,8 @@ class Store:
                 self.services[obj.key] = obj
             elif isinstance(obj, EndpointSlice):
                 self.endpoint_slices[obj.key] = obj
+            elif isinstance(obj, NetworkPolicy):
+                self.network_policies[obj.key] = obj
         if statuses is not None:
             self.service_status = statuses
         return changes
@@ -158,6 +164,8 @@ class Store:
                 self.delete("Service", name, x.meta.name)
             for x in [x for x in self.endpoint_slices.values() if x.meta.namespace == name]:
                 self.delete("EndpointSlice", name, x.meta.name)
+            for x in [x for x in self.network_policies.values() if x.meta.namespace == name]:
+                self.delete("NetworkPolicy", name, x.meta.name)
             for p in [p for p in self.pods.values() if p.meta.namespace == name]:
                 changes.merge(self.delete("Pod", name, p.meta.name))
             del self.namespaces[name]
@@ -180,6 +188,9 @@ class Store:
             if self.services.pop(f"{namespace}/{name}", None) is None:
                 raise NotFoundError(f'services "{name}" not found in namespace {namespace}')
             self.service_status.pop(f"{namespace}/{name}", None)
+        elif kind == "NetworkPolicy":
+            if self.network_policies.pop(f"{namespace}/{name}", None) is None:
+                raise NotFoundError(f'networkpolicies.networking.k8s.io "{name}" not found in namespace {namespace}')
         elif kind == "EndpointSlice":
             if self.endpoint_slices.pop(f"{namespace}/{name}", None) is None:
                 raise NotFoundError(f'endpointslices.discovery.k8s.io "{name}" not found in namespace {namespace}')

@@ -166,6 +166,7 @@ def check_manifests(
     objs += [(f"Deployment/{d.meta.namespace}/{d.meta.name}", d) for d in manifests.deployments]
     objs += [(f"Service/{x.meta.namespace}/{x.meta.name}", x) for x in manifests.services]
     objs += [(f"EndpointSlice/{x.meta.namespace}/{x.meta.name}", x) for x in manifests.endpoint_slices]
+    objs += [(f"NetworkPolicy/{x.meta.namespace}/{x.meta.name}", x) for x in manifests.network_policies]
     for key, obj in objs:
         file, path = where.get(key, ("", ""))
         if not file:

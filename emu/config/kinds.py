@@ -39,7 +39,6 @@ from emu.model.selectors import OPERATORS, LabelSelector, Requirement
 
 # Kinds a later version will accept: named so the error says "not yet", not "unknown".
 PLANNED_KINDS = {
-    "NetworkPolicy": "networking.k8s.io/v1",
     "Ingress": "networking.k8s.io/v1",
     "IngressClass": "networking.k8s.io/v1",
     "GatewayClass": "gateway.networking.k8s.io/v1",
@@ -358,6 +357,9 @@ def _register_service_kinds() -> None:
 
     KINDS["Service"] = Kind("v1", SERVICE, build_service)
     KINDS["EndpointSlice"] = Kind("discovery.k8s.io/v1", ENDPOINT_SLICE, build_endpoint_slice)
+    from emu.config.kinds_policy import NETWORK_POLICY, build_network_policy
+
+    KINDS["NetworkPolicy"] = Kind("networking.k8s.io/v1", NETWORK_POLICY, build_network_policy)
 
 
 _register_service_kinds()

@@ -96,6 +96,7 @@ def parse_manifest_docs(docs: list[tuple[str, str, Any]], c: Collector) -> Parse
         tuple(by_kind["Deployment"]),
         tuple(by_kind["Service"]),
         tuple(by_kind["EndpointSlice"]),
+        tuple(by_kind["NetworkPolicy"]),
     )
     return ParsedManifests(m, where, order)
 

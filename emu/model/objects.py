@@ -136,6 +136,7 @@ class Manifests:
     deployments: tuple[Deployment, ...] = ()
     services: tuple[Any, ...] = ()  # emu.model.services.Service
     endpoint_slices: tuple[Any, ...] = ()  # manual ones, for selector-less Services
+    network_policies: tuple[Any, ...] = ()  # emu.model.policy.NetworkPolicy
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""NetworkPolicy: the verdict oracle (pure), and its enforcement in node namespaces."""
