@@ -172,6 +172,8 @@ def cmd_clean(args: argparse.Namespace) -> str:
 
 def cmd_apply(args: argparse.Namespace) -> str:
     res = request(pick_cluster(args.cluster), "apply", file=os.path.abspath(args.filename))
+    if res.get("warning"):
+        print(f"warning: {res['warning']}", file=sys.stderr)
     return f"applied {args.filename}: {len(res['created'])} pod(s) created, {len(res['deleted'])} deleted"
 
 
@@ -272,7 +274,21 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return 0  # not reached: execvp replaced this process
 
 
-def cmd_probe(args: argparse.Namespace) -> str:
+def cmd_explain(args: argparse.Namespace) -> str:
+    dst, port, proto = args.dst, None, None
+    if ":" in dst:
+        dst, _, rest = dst.partition(":")
+        p, _, proto = rest.partition("/")
+        if not p.isdigit() or not 0 < int(p) < 65536 or (proto and proto.upper() not in ("TCP", "UDP", "SCTP")):
+            raise ValidationError([Problem("<command line>", args.dst, "expected ns/pod:PORT[/TCP|UDP|SCTP]")])
+        port, proto = int(p), (proto.upper() or None)
+    lines = request(pick_cluster(args.cluster), "explain", src=args.src, dst=dst, port=port, protocol=proto)
+    return "\n".join(lines)
+
+
+def cmd_probe(args: argparse.Namespace) -> str | int:
+    if args.expect and (args.file or args.to != "pods"):
+        raise ValidationError([Problem("<command line>", "--expect", "compares a running cluster's pods only (no FILE, --to pods)")])
     if args.file:
         from emu.cluster.probing import probe_cluster
         from emu.cluster.runtime import Cluster
@@ -289,8 +305,28 @@ def cmd_probe(args: argparse.Namespace) -> str:
         finally:
             c.down()
     else:
-        raw = request(pick_cluster(args.cluster), "probe", to=args.to, ports=args.ports, protocols=args.protocols, timeout=args.timeout)
+        raw = request(
+            pick_cluster(args.cluster),
+            "probe",
+            to=args.to,
+            ports=args.ports,
+            protocols=args.protocols,
+            probe_timeout=args.timeout,
+            expect=args.expect,
+        )
         results = [Result(r["from"], r["to"], r["port"], r["protocol"], r["connected"]) for r in raw]
+        if args.expect:
+            diffs = [r for r in raw if r["connected"] != r["expected"]]
+            if args.output == "json":
+                print(json.dumps({"target": args.to, "results": raw, "differences": diffs}, indent=1))
+            else:
+                print(table(results))
+                for r in diffs:
+                    want = "allowed" if r["expected"] else "denied"
+                    got = "connected" if r["connected"] else "did not connect"
+                    print(f"DIFFERENCE {r['from']} → {r['to']}:{r['port']}/{r['protocol']}: policy says {want}, the kernel {got}")
+                print(f"{len(diffs)} difference(s) from the NetworkPolicy oracle")
+            return 1 if diffs else 0
     if args.output == "json":
         return json.dumps({"target": args.to, "results": [r.as_json() for r in results]}, indent=1)
     return table(results)

@@ -77,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
+    p = sub.add_parser("explain", help="what NetworkPolicy decides for SRC → DST, and why")
+    p.add_argument("src", help="ns/pod, node/NAME, host/NAME or an IP")
+    p.add_argument("dst", help="ns/pod[:PORT[/PROTO]] (no port: every port the pod serves)")
+
     p = sub.add_parser("probe", help="the reachability matrix (with FILE: up, probe, down)")
+    p.add_argument("--expect", action="store_true", help="compare with what NetworkPolicy allows; exit 1 on any difference")
     p.add_argument("file", nargs="?")
     p.add_argument("--to", choices=["pods", "services"], default="pods")
     p.add_argument("--port", type=int, action="append", dest="ports")

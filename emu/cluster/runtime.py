@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from emu.cluster.policies import PolicyPlane, make_view
 from emu.cluster.services import ServicePlane
 from emu.cluster.store import Changes, Store
 from emu.config.loader import ParsedManifests, check_against_cluster
@@ -28,6 +29,7 @@ from emu.dataplane.network import Network
 from emu.dataplane.ownership import ProcRef, Record
 from emu.errors import KemuError
 from emu.model.objects import ClusterConfig, Manifests, Pod
+from emu.policy.oracle import PodRef, View
 from emu.workloads import processes
 from emu.workloads.netexec import NetexecServer, open_sockets_here
 from emu.workloads.readiness import run_probe
@@ -79,6 +81,7 @@ class Cluster:
         self.log_dir = os.path.join(self.record.dir, "logs")
         self._up = False
         self.services: ServicePlane | None = None
+        self.policies: PolicyPlane | None = None
         # Readiness flips on the workload loop; a worker re-syncs Services after them.
         self._dirty = threading.Event()
         self._stopping = False
@@ -97,6 +100,7 @@ class Cluster:
             self.services = ServicePlane(
                 self.plan, self.network.nodes, self.spec.proxy, self.spec.pod_cidr, self.spec.service_cidr, self.server.loop
             )
+            self.policies = PolicyPlane(self.plan, self.network.nodes, self.spec.network_policy)
             m = self.config.manifests
             order: list[tuple[str, Any]] = [(f"Namespace/{n.meta.name}", n) for n in m.namespaces]
             order += [
@@ -222,6 +226,19 @@ class Cluster:
                 if st.phase == "Running"
             ]
         self.services.sync(self.store.services, self.store.service_status, self.store.endpoint_slices, infos)
+        if self.policies is not None:
+            self.policies.sync(self.policy_view(), self.pod_refs())
+
+    def policy_view(self) -> View:
+        return make_view(self.plan, self.store.namespaces, self.store.network_policies)
+
+    def pod_refs(self) -> list[PodRef]:
+        with self._status:
+            return [
+                PodRef(st.pod.meta.namespace, st.pod.meta.name, st.pod.meta.labels, st.ip, st.node, st.pod.spec)
+                for st in self.pods.values()
+                if st.phase == "Running" and st.ip
+            ]
 
     def _sync_loop(self) -> None:
         while True:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from emu.cluster import views
+from emu.cluster.explaining import expected, explain
 from emu.cluster.probing import probe_cluster
 from emu.cluster.runtime import Cluster
 from emu.cluster.store import canonical_kind
@@ -39,8 +40,16 @@ def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None])
         ns = None if a.get("all_namespaces") or kind in CLUSTER_SCOPED else (a.get("namespace") or "default")
         return views.objects(c, kind, ns, a.get("name"))
     if op == "apply":
-        changes = c.apply(load_manifest_file(a["file"]))
-        return {"created": [p.key for p in changes.create], "deleted": [p.key for p in changes.delete]}
+        parsed = load_manifest_file(a["file"])
+        changes = c.apply(parsed)
+        out: dict[str, Any] = {"created": [p.key for p in changes.create], "deleted": [p.key for p in changes.delete]}
+        if parsed.manifests.network_policies and not c.spec.network_policy:
+            out["warning"] = (
+                "spec.networkPolicy is false: NetworkPolicies are accepted and have no effect (as with a pod network that does not implement them)"
+            )
+        return out
+    if op == "explain":
+        return explain(c, a["src"], a["dst"], a.get("port"), a.get("protocol"))
     if op == "delete_file":
         parsed = load_manifest_file(a["file"])
         done = []
@@ -64,8 +73,12 @@ def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None])
         c.label(kind, a.get("namespace") or "default", a["name"], a.get("set") or {}, a.get("remove") or [], bool(a.get("overwrite")))
         return {"labeled": f"{kind}/{a['name']}"}
     if op == "probe":
-        results = probe_cluster(c, a.get("to", "pods"), a.get("ports"), a.get("protocols"), float(a.get("timeout") or 1.0))
-        return [r.as_json() for r in results]
+        results = probe_cluster(c, a.get("to", "pods"), a.get("ports"), a.get("protocols"), float(a.get("probe_timeout") or 1.0))
+        rows = [r.as_json() for r in results]
+        if a.get("expect"):
+            for row in rows:
+                row["expected"] = expected(c, row)
+        return rows
     if op == "down":
         c.down()
         on_down()

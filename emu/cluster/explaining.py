@@ -1,0 +1,57 @@
+"""The oracle against a running cluster: `kemu explain` and `kemu probe --expect`."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from emu.cluster.runtime import Cluster
+from emu.errors import NotFoundError, Problem, ValidationError
+from emu.policy.oracle import Endpoint, decide
+
+
+def endpoint(c: Cluster, ref: str) -> Endpoint:
+    """`ns/pod`, `node/NAME`, `host/NAME` or an IP address."""
+    kind, _, name = ref.partition("/")
+    if kind == "node":
+        return Endpoint(c.plan.node(name).ip)
+    if kind == "host":
+        h = next((h for h in c.plan.hosts if h.name == name), None)
+        if h is None:
+            raise NotFoundError(f"external host {name!r} not found")
+        return Endpoint(h.ip)
+    if "/" not in ref:
+        try:
+            ipaddress.IPv4Address(ref)
+        except ValueError:
+            raise ValidationError([Problem("<command line>", ref, "expected ns/pod, node/NAME, host/NAME or an IPv4 address")]) from None
+        pod = next((p for p in c.pod_refs() if p.ip == ref), None)
+        return Endpoint(ref, pod)
+    pod = next((p for p in c.pod_refs() if p.key == ref), None)
+    if pod is None:
+        raise NotFoundError(f"pod {ref} not found (or not running)")
+    return Endpoint(pod.ip, pod)
+
+
+def explain(c: Cluster, src: str, dst: str, port: int | None, protocol: str | None) -> list[str]:
+    with c.lock:
+        s, d = endpoint(c, src), endpoint(c, dst)
+        view = c.policy_view()
+        if port is None:
+            if d.pod is None or d.pod.spec is None or not d.pod.spec.served_ports():
+                raise ValidationError([Problem("<command line>", dst, "give a port (DST:PORT[/PROTO]): the destination serves none")])
+            targets = [(p.container_port, p.protocol) for p in d.pod.spec.served_ports() if not protocol or p.protocol == protocol]
+        else:
+            targets = [(port, protocol or "TCP")]
+        out = [decide(view, s, d, pt, pr).explain() for pt, pr in targets]
+    if not c.spec.network_policy:
+        out.append("note: spec.networkPolicy is false — this cluster does not enforce NetworkPolicies, so everything connects")
+    return out
+
+
+def expected(c: Cluster, row: dict[str, Any]) -> bool:
+    """What the oracle says a probe row should show (everything, if policies are off)."""
+    if not c.spec.network_policy:
+        return True
+    s, d = endpoint(c, row["from"]), endpoint(c, row["to"])
+    return decide(c.policy_view(), s, d, row["port"], row["protocol"]).allowed

@@ -1,0 +1,49 @@
+"""The policy plane of a running cluster: compiles NetworkPolicies for every node and
+applies each node's table in one transaction when it changed; the oracle's view."""
+
+from __future__ import annotations
+
+import logging
+
+from emu.controllers.ipam import AddressPlan
+from emu.dataplane.handles import NsHandle
+from emu.dataplane.run import run
+from emu.model.objects import Namespace
+from emu.model.policy import NetworkPolicy
+from emu.policy.compile import TABLE, NodePolicyInput, compile_node
+from emu.policy.oracle import PodRef, View
+
+log = logging.getLogger(__name__)
+
+
+def make_view(addr: AddressPlan, namespaces: dict[str, Namespace], policies: dict[str, NetworkPolicy]) -> View:
+    return View(
+        {n: dict(ns.meta.labels) for n, ns in namespaces.items()},
+        tuple(policies.values()),
+        {n.name: frozenset({n.ip, n.gateway}) for n in addr.nodes},
+    )
+
+
+class PolicyPlane:
+    def __init__(self, addr: AddressPlan, nodes: dict[str, NsHandle], enabled: bool) -> None:
+        self.addr = addr
+        self.nodes = nodes
+        self.enabled = enabled
+        self.applied: dict[str, str] = {}
+        self.syncs = 0
+
+    def sync(self, view: View, pods: list[PodRef]) -> None:
+        if not self.enabled:
+            return  # the pod network implements no policy: objects are accepted, no effect
+        for n in self.addr.nodes:
+            text = compile_node(view, NodePolicyInput(n.name, (n.ip, n.gateway), tuple(pods)))
+            if self.applied.get(n.name) != text:
+                run(["nft", "-f", "-"], netns_name=self.nodes[n.name].name, input=text)
+                self.applied[n.name] = text
+                self.syncs += 1
+
+    def remove(self) -> None:
+        for n, h in self.nodes.items():
+            if n in self.applied:
+                run(["nft", "delete", "table", "ip", TABLE], netns_name=h.name, check=False)
+        self.applied.clear()

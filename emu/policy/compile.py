@@ -1,0 +1,209 @@
+"""Compile NetworkPolicies into one node's `table ip kemu-policy` (pure).
+
+Each node enforces its own pods: egress where the client pod lives, ingress where the
+server pod lives, in the forward hook (routed and — through br_netfilter — bridged
+traffic, after the service proxy's DNAT, so Services are judged by their pod IPs) and in
+the input hook (a pod talking to its node). Every rule of a policy becomes one nft rule
+reading two sets — its peers and its (pod, protocol, port) targets — so a packet's cost
+does not grow with the number of pods; established flows are accepted first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import itertools
+from dataclasses import dataclass
+
+from emu.model.policy import Peer, PolicyPort, PolicyRule
+from emu.policy.oracle import Endpoint, PodRef, View, peer_matches
+
+TABLE = "kemu-policy"
+PROTOS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
+
+
+@dataclass(frozen=True)
+class NodePolicyInput:
+    node: str
+    node_addrs: tuple[str, ...]  # its own addresses (eth0, the bridge): always allowed in
+    pods: tuple[PodRef, ...]  # every running pod of the cluster
+
+
+def _h(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:10]
+
+
+def _ranges(peer: Peer) -> list[str]:
+    """An ipBlock as CIDRs: cidr minus every except."""
+    assert peer.ip_block is not None
+    nets = [ipaddress.IPv4Network(peer.ip_block.cidr)]
+    for e in peer.ip_block.excepts:
+        ex = ipaddress.IPv4Network(e)
+        nets = [piece for n in nets for piece in (n.address_exclude(ex) if ex.subnet_of(n) else [n])]
+    return sorted(str(n) for n in nets)
+
+
+def _peer_addrs(rule: PolicyRule, ns: str, view: View, pods: tuple[PodRef, ...]) -> list[str]:
+    if not rule.peers:
+        return ["0.0.0.0/0"]
+    out: set[str] = set()
+    for peer in rule.peers:
+        if peer.ip_block is not None:
+            out.update(_ranges(peer))
+        else:
+            out.update(f"{p.ip}/32" for p in pods if p.ip and peer_matches(peer, ns, Endpoint(p.ip, p), view))
+    return sorted(out)
+
+
+def _ports_for(pp: PolicyPort, pod: PodRef | None) -> list[str]:
+    """`proto . port-or-range` elements of one policy port for one destination."""
+    proto = PROTOS[pp.protocol]
+    if pp.port is None:
+        return [f"{proto} . 0-65535"]
+    if isinstance(pp.port, str):
+        if pod is None or pod.spec is None:
+            return []
+        return [f"{proto} . {p.container_port}" for p in pod.spec.served_ports() if p.name == pp.port and p.protocol == pp.protocol]
+    return [f"{proto} . {pp.port}-{pp.end_port}" if pp.end_port else f"{proto} . {pp.port}"]
+
+
+@dataclass
+class _Rules:
+    sets: dict[str, tuple[str, list[str]]]  # name → (type, elements)
+    rules: list[str]
+
+
+def _collapse(nets: list[str]) -> list[str]:
+    return [str(n) for n in ipaddress.collapse_addresses(ipaddress.IPv4Network(x) for x in nets)]
+
+
+def _disjoint(elements: list[str]) -> list[str]:
+    """`net . proto . lo-hi` elements made disjoint: the kernel's concatenated interval
+    sets (pipapo) refuse overlapping elements. Split the port axis at every boundary and
+    collapse the networks covering each piece."""
+    parsed: dict[str, list[tuple[ipaddress.IPv4Network, int, int]]] = {}
+    for e in elements:
+        net, proto, ports = (x.strip() for x in e.split(" . "))
+        lo, _, hi = ports.partition("-")
+        parsed.setdefault(proto, []).append((ipaddress.IPv4Network(net), int(lo), int(hi or lo)))
+    out = []
+    for proto, items in sorted(parsed.items()):
+        cuts = sorted({lo for _, lo, _ in items} | {hi + 1 for _, _, hi in items})
+        pieces: list[tuple[int, int, tuple[ipaddress.IPv4Network, ...]]] = []
+        for a, b in itertools.pairwise(cuts):
+            nets = tuple(ipaddress.collapse_addresses(n for n, lo, hi in items if lo <= a and b - 1 <= hi))
+            if not nets:
+                continue
+            if pieces and pieces[-1][1] == a - 1 and pieces[-1][2] == nets:
+                pieces[-1] = (pieces[-1][0], b - 1, nets)  # merge neighbours with the same networks
+            else:
+                pieces.append((a, b - 1, nets))
+        for lo, hi, nets in pieces:
+            ports = f"{lo}" if lo == hi else f"{lo}-{hi}"
+            out += [f"{n} . {proto} . {ports}" for n in nets]
+    return out
+
+
+def _add_rule(out: _Rules, name: str, src: list[str], dst: list[str], any_proto: bool) -> None:
+    if not src or not dst:
+        return  # matches nothing: leave it out
+    out.sets[f"{name}-src"] = ("ipv4_addr; flags interval", _collapse(src))
+    if any_proto:
+        out.sets[f"{name}-dst"] = ("ipv4_addr; flags interval", _collapse(dst))
+        out.rules.append(f"ip saddr @{name}-src ip daddr @{name}-dst return")
+    else:
+        out.sets[f"{name}-dst"] = ("ipv4_addr . inet_proto . inet_service; flags interval", _disjoint(dst))
+        out.rules.append(f"ip saddr @{name}-src ip daddr . meta l4proto . th dport @{name}-dst return")
+
+
+def compile_node(view: View, inp: NodePolicyInput) -> str:
+    local = [p for p in inp.pods if p.node == inp.node and p.ip]
+    ingress = _Rules({}, [])
+    egress = _Rules({}, [])
+    in_isolated: set[str] = set()
+    eg_isolated: set[str] = set()
+    for pol in sorted(view.policies, key=lambda p: p.key):
+        selected = [p for p in local if p.namespace == pol.meta.namespace and pol.pod_selector.matches(p.labels)]
+        if not selected:
+            continue
+        if "Ingress" in pol.policy_types:
+            in_isolated.update(p.ip for p in selected)
+            for i, rule in enumerate(pol.ingress):
+                src = _peer_addrs(rule, pol.meta.namespace, view, inp.pods)
+                name = f"in-{_h(pol.key, str(i))}"
+                if not rule.ports:
+                    _add_rule(ingress, name, src, sorted(f"{p.ip}/32" for p in selected), True)
+                else:
+                    dst = sorted({f"{p.ip}/32 . {pe}" for p in selected for pp in rule.ports for pe in _ports_for(pp, p)})
+                    _add_rule(ingress, name, src, dst, False)
+        if "Egress" in pol.policy_types:
+            eg_isolated.update(p.ip for p in selected)
+            for i, rule in enumerate(pol.egress):
+                src = sorted(f"{p.ip}/32" for p in selected)
+                name = f"eg-{_h(pol.key, str(i))}"
+                if not rule.ports:
+                    _add_rule(egress, name, src, _peer_addrs(rule, pol.meta.namespace, view, inp.pods), True)
+                    continue
+                dst: set[str] = set()
+                for peer in rule.peers or (Peer(ip_block=None),):
+                    if not rule.peers or peer.ip_block is not None:
+                        nets = ["0.0.0.0/0"] if not rule.peers else _ranges(peer)
+                        dst.update(
+                            f"{n} . {pe}" for n in nets for pp in rule.ports if not isinstance(pp.port, str) for pe in _ports_for(pp, None)
+                        )
+                        # Named ports resolve on destination pods, wherever the peer allows.
+                        named = [pp for pp in rule.ports if isinstance(pp.port, str)]
+                        if named:
+                            for p in inp.pods:
+                                if p.ip and (not rule.peers or peer_matches(peer, pol.meta.namespace, Endpoint(p.ip, p), view)):
+                                    dst.update(f"{p.ip}/32 . {pe}" for pp in named for pe in _ports_for(pp, p))
+                    else:
+                        for p in inp.pods:
+                            if p.ip and peer_matches(peer, pol.meta.namespace, Endpoint(p.ip, p), view):
+                                dst.update(f"{p.ip}/32 . {pe}" for pp in rule.ports for pe in _ports_for(pp, p))
+                _add_rule(egress, name, src, sorted(dst), False)
+    return _render(inp, local, in_isolated, eg_isolated, ingress, egress)
+
+
+def _set(name: str, typ: str, elements: list[str] | set[str]) -> str:
+    els = f" elements = {{ {', '.join(sorted(elements))} }};" if elements else ""
+    return f"  set {name} {{ type {typ};{els} }}"
+
+
+def _render(inp: NodePolicyInput, local: list[PodRef], in_iso: set[str], eg_iso: set[str], ingress: _Rules, egress: _Rules) -> str:
+    out = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{", '  comment "kemu NetworkPolicy engine";']
+    out.append(_set("ingress-isolated", "ipv4_addr", in_iso))
+    out.append(_set("egress-isolated", "ipv4_addr", eg_iso))
+    out.append(_set("node-addrs", "ipv4_addr", set(inp.node_addrs)))
+    # A pod is never cut off from itself (hairpin through a Service comes back DNATed to it).
+    out.append(_set("self", "ipv4_addr . ipv4_addr", {f"{p.ip} . {p.ip}" for p in local}))
+    for name, (typ, els) in sorted({**ingress.sets, **egress.sets}.items()):
+        out.append(_set(name, typ, els))
+    out += [
+        "  chain forward {",
+        "    type filter hook forward priority 0; policy accept;",
+        "    ct state established,related accept",
+        "    jump egress-check",
+        "    jump ingress-check",
+        "  }",
+        "  chain input {",
+        "    type filter hook input priority 0; policy accept;",
+        "    ct state established,related accept",
+        "    jump egress-check",
+        "  }",
+        "  chain egress-check {",
+        "    ip saddr != @egress-isolated return",
+        "    ip saddr . ip daddr @self return",
+        *[f"    {r}" for r in egress.rules],
+        "    drop",
+        "  }",
+        "  chain ingress-check {",
+        "    ip daddr != @ingress-isolated return",
+        "    ip saddr @node-addrs return",
+        "    ip saddr . ip daddr @self return",
+        *[f"    {r}" for r in ingress.rules],
+        "    drop",
+        "  }",
+        "}",
+    ]
+    return "\n".join(out) + "\n"
