@@ -32,6 +32,12 @@ def _address(o: dict[str, Any], kind: str) -> str:
     return next((a["address"] for a in o["status"].get("addresses", []) if a["type"] == kind), "<none>")
 
 
+def _selector_text(sel: dict[str, Any]) -> str:
+    parts = [f"{k}={v}" for k, v in sorted(sel.get("matchLabels", {}).items())]
+    parts += [f"{e['key']} {e['operator']} {','.join(e.get('values', []))}".strip() for e in sel.get("matchExpressions", [])]
+    return ",".join(parts) or "<none>"
+
+
 def rows(kind: str, items: list[dict[str, Any]], wide: bool, all_ns: bool) -> list[list[str]]:
     if kind == "Pod":
         head = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"] + (["IP", "NODE"] if wide else [])
@@ -89,6 +95,9 @@ def rows(kind: str, items: list[dict[str, Any]], wide: bool, all_ns: bool) -> li
             )
             r = [o["metadata"]["name"], sp["type"], sp.get("clusterIP", "<none>"), ext_s, ports or "<none>"]
             out.append(r + ([_labels(sp.get("selector", {}))] if wide else []))
+    elif kind == "NetworkPolicy":
+        head = ["NAME", "POD-SELECTOR"]
+        out = [[o["metadata"]["name"], _selector_text(o["spec"]["podSelector"])] for o in items]
     elif kind == "EndpointSlice":
         head = ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS"]
         out = [
@@ -102,7 +111,7 @@ def rows(kind: str, items: list[dict[str, Any]], wide: bool, all_ns: bool) -> li
         ]
     else:
         head, out = ["NAME"], [[o["metadata"]["name"]] for o in items]
-    if all_ns and kind in ("Pod", "Deployment", "Service", "EndpointSlice"):
+    if all_ns and kind in ("Pod", "Deployment", "Service", "EndpointSlice", "NetworkPolicy"):
         head = ["NAMESPACE", *head]
         out = [[o["metadata"]["namespace"], *r] for o, r in zip(items, out, strict=True)]
     return [head, *out]

@@ -8,6 +8,7 @@ from typing import Any
 from emu.cluster.runtime import Cluster, PodState
 from emu.controllers.service_alloc import port_key
 from emu.model.objects import Container, Deployment, Namespace
+from emu.model.policy import NetworkPolicy, Peer, PolicyRule
 from emu.model.selectors import LabelSelector
 from emu.model.services import EndpointSlice, Service, ServiceStatus
 
@@ -152,6 +153,8 @@ def objects(c: Cluster, kind: str, namespace: str | None, name: str | None) -> l
             items = [node_view(c, n.name) for n in c.plan.nodes]
         elif kind == "Host":
             items = [host_view(c, h.name) for h in c.plan.hosts]
+        elif kind == "NetworkPolicy":
+            items = [policy_view(x) for x in c.store.network_policies.values() if namespace is None or x.meta.namespace == namespace]
         elif kind == "Service":
             items = [service_view(c, x) for x in c.store.services.values() if namespace is None or x.meta.namespace == namespace]
         elif kind == "EndpointSlice":
@@ -237,3 +240,36 @@ def endpointslice_view(sl: EndpointSlice, managed: bool) -> dict[str, Any]:
         "endpoints": eps,
         "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in sl.ports],
     }
+
+
+def _peer(p: Peer) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if p.pod_selector is not None:
+        out["podSelector"] = _selector(p.pod_selector)
+    if p.namespace_selector is not None:
+        out["namespaceSelector"] = _selector(p.namespace_selector)
+    if p.ip_block is not None:
+        out["ipBlock"] = {"cidr": p.ip_block.cidr, **({"except": list(p.ip_block.excepts)} if p.ip_block.excepts else {})}
+    return out
+
+
+def _rule(r: PolicyRule, key: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if r.peers:
+        out[key] = [_peer(p) for p in r.peers]
+    if r.ports:
+        out["ports"] = [
+            {"protocol": p.protocol, **({"port": p.port} if p.port is not None else {}), **({"endPort": p.end_port} if p.end_port else {})}
+            for p in r.ports
+        ]
+    return out
+
+
+def policy_view(p: NetworkPolicy) -> dict[str, Any]:
+    spec: dict[str, Any] = {"podSelector": _selector(p.pod_selector), "policyTypes": list(p.policy_types)}
+    if p.ingress:
+        spec["ingress"] = [_rule(r, "from") for r in p.ingress]
+    if p.egress:
+        spec["egress"] = [_rule(r, "to") for r in p.egress]
+    meta = {"name": p.meta.name, "namespace": p.meta.namespace, "labels": dict(p.meta.labels)}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta, "spec": spec}
