@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from emu.model.policy import Peer, PolicyPort, PolicyRule
 from emu.policy.oracle import Endpoint, PodRef, View, peer_matches
@@ -71,6 +71,30 @@ def _ports_for(pp: PolicyPort, pod: PodRef | None) -> list[str]:
 class _Rules:
     sets: dict[str, tuple[str, list[str]]]  # name → (type, elements)
     rules: list[str]
+    ir: list[AllowRule] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AllowRule:
+    """One policy rule on one node: sources × targets (ports or any protocol)."""
+
+    name: str
+    src: tuple[str, ...]  # CIDRs
+    dst: tuple[str, ...]  # CIDRs (any_proto) or "cidr . proto . lo[-hi]"
+    any_proto: bool
+
+
+@dataclass(frozen=True)
+class NodeRuleset:
+    """What a node enforces: the IR both the nft text and the tracer are made from."""
+
+    node_addrs: frozenset[str]
+    local: frozenset[str]  # IPs of the node's pods
+    ingress_isolated: frozenset[str]
+    egress_isolated: frozenset[str]
+    ingress: tuple[AllowRule, ...]
+    egress: tuple[AllowRule, ...]
+    text: str
 
 
 def _collapse(nets: list[str]) -> list[str]:
@@ -107,16 +131,23 @@ def _disjoint(elements: list[str]) -> list[str]:
 def _add_rule(out: _Rules, name: str, src: list[str], dst: list[str], any_proto: bool) -> None:
     if not src or not dst:
         return  # matches nothing: leave it out
-    out.sets[f"{name}-src"] = ("ipv4_addr; flags interval", _collapse(src))
+    src = _collapse(src)
+    dst = _collapse(dst) if any_proto else _disjoint(dst)
+    out.ir.append(AllowRule(name, tuple(src), tuple(dst), any_proto))
+    out.sets[f"{name}-src"] = ("ipv4_addr; flags interval", src)
     if any_proto:
-        out.sets[f"{name}-dst"] = ("ipv4_addr; flags interval", _collapse(dst))
+        out.sets[f"{name}-dst"] = ("ipv4_addr; flags interval", dst)
         out.rules.append(f"ip saddr @{name}-src ip daddr @{name}-dst return")
     else:
-        out.sets[f"{name}-dst"] = ("ipv4_addr . inet_proto . inet_service; flags interval", _disjoint(dst))
+        out.sets[f"{name}-dst"] = ("ipv4_addr . inet_proto . inet_service; flags interval", dst)
         out.rules.append(f"ip saddr @{name}-src ip daddr . meta l4proto . th dport @{name}-dst return")
 
 
 def compile_node(view: View, inp: NodePolicyInput) -> str:
+    return compile_ruleset(view, inp).text
+
+
+def compile_ruleset(view: View, inp: NodePolicyInput) -> NodeRuleset:
     local = [p for p in inp.pods if p.node == inp.node and p.ip]
     ingress = _Rules({}, [])
     egress = _Rules({}, [])
@@ -162,7 +193,16 @@ def compile_node(view: View, inp: NodePolicyInput) -> str:
                             if p.ip and peer_matches(peer, pol.meta.namespace, Endpoint(p.ip, p), view):
                                 dst.update(f"{p.ip}/32 . {pe}" for pp in rule.ports for pe in _ports_for(pp, p))
                 _add_rule(egress, name, src, sorted(dst), False)
-    return _render(inp, local, in_isolated, eg_isolated, ingress, egress)
+    text = _render(inp, local, in_isolated, eg_isolated, ingress, egress)
+    return NodeRuleset(
+        frozenset(inp.node_addrs),
+        frozenset(p.ip for p in local),
+        frozenset(in_isolated),
+        frozenset(eg_isolated),
+        tuple(ingress.ir),
+        tuple(egress.ir),
+        text,
+    )
 
 
 def _set(name: str, typ: str, elements: list[str] | set[str]) -> str:
