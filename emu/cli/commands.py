@@ -144,8 +144,21 @@ def _up_detached(args: argparse.Namespace, name: str) -> int:
 
 def cmd_down(args: argparse.Namespace) -> str:
     name = pick_cluster(args.name or args.cluster)
+    daemon = Record.load(name).daemon()
     try:
         request(name, "down", timeout=600)
+        # Return once the daemon is gone too, so the name can be taken again at once:
+        # a pidfd becomes readable when its process exits.
+        if daemon is not None and daemon.alive():
+            try:
+                fd = os.pidfd_open(daemon.pid)
+            except ProcessLookupError:
+                fd = -1
+            if fd >= 0:
+                try:
+                    select.select([fd], [], [], 30)
+                finally:
+                    os.close(fd)
     except DaemonError as e:
         # Nobody answers: the owner died. Clean up from the record instead.
         log.warning("%s; cleaning up from the recorded state", e)

@@ -35,8 +35,9 @@ class PolicyPlane:
     def sync(self, view: View, pods: list[PodRef]) -> None:
         if not self.enabled:
             return  # the pod network implements no policy: objects are accepted, no effect
+        cache: dict[tuple[str, str, int], list[str]] = {}
         for n in self.addr.nodes:
-            text = compile_node(view, NodePolicyInput(n.name, (n.ip, n.gateway), tuple(pods)))
+            text = compile_node(view, NodePolicyInput(n.name, (n.ip, n.gateway), tuple(pods)), cache)
             if self.applied.get(n.name) != text:
                 run(["nft", "-f", "-"], netns_name=self.nodes[n.name].name, input=text)
                 self.applied[n.name] = text

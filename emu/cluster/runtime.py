@@ -80,6 +80,7 @@ class Cluster:
         self.started = time.time()
         self.log_dir = os.path.join(self.record.dir, "logs")
         self._up = False
+        self._down_done = False
         self.services: ServicePlane | None = None
         self.policies: PolicyPlane | None = None
         # Readiness flips on the workload loop; a worker re-syncs Services after them.
@@ -137,9 +138,14 @@ class Cluster:
             self.record.update(daemon=dataclasses.asdict(ref))
 
     def down(self) -> None:
+        """Take everything down; once only (a second call must not touch a new cluster
+        that took the same name meanwhile)."""
         self._stopping = True
         self._dirty.set()
         with self.lock:
+            if self._down_done:
+                return
+            self._down_done = True
             self._up = False
             errors: list[str] = []
             if self.services is not None:

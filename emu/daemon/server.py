@@ -134,6 +134,7 @@ class ControlServer:
             self.server = Server(self.path, Handler)
         finally:
             os.umask(old)
+        self._inode = os.stat(self.path).st_ino
         self.thread = threading.Thread(target=self.server.serve_forever, name="kemu-control", daemon=True)
 
     def request_down(self) -> None:
@@ -148,6 +149,8 @@ class ControlServer:
         self.server.shutdown()
         self.server.server_close()
         try:
-            os.unlink(self.path)
+            # Only our own socket: a new cluster of the same name may have made its own.
+            if os.stat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
         except FileNotFoundError:
             pass

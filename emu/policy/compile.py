@@ -15,7 +15,7 @@ import ipaddress
 import itertools
 from dataclasses import dataclass, field
 
-from emu.model.policy import Peer, PolicyPort, PolicyRule
+from emu.model.policy import NetworkPolicy, Peer, PolicyPort, PolicyRule
 from emu.policy.oracle import Endpoint, PodRef, View, peer_matches
 
 TABLE = "kemu-policy"
@@ -43,7 +43,38 @@ def _ranges(peer: Peer) -> list[str]:
     return sorted(str(n) for n in nets)
 
 
-def _peer_addrs(rule: PolicyRule, ns: str, view: View, pods: tuple[PodRef, ...]) -> list[str]:
+class PodIndex:
+    """Pods by namespace and by label, so a selector looks at its candidates only."""
+
+    def __init__(self, pods: tuple[PodRef, ...]) -> None:
+        self.by_ns: dict[str, list[PodRef]] = {}
+        self.by_label: dict[tuple[str, str], set[str]] = {}
+        for p in pods:
+            if not p.ip:
+                continue
+            self.by_ns.setdefault(p.namespace, []).append(p)
+            for kv in p.labels.items():
+                self.by_label.setdefault(kv, set()).add(p.key)
+
+    def matching(self, peer: Peer, policy_ns: str, view: View) -> list[PodRef]:
+        if peer.namespace_selector is None:
+            namespaces = [policy_ns]
+        else:
+            namespaces = [n for n in self.by_ns if peer.namespace_selector.matches(view.namespaces.get(n, {}))]
+        keys: set[str] | None = None
+        if peer.pod_selector is not None:
+            for kv in peer.pod_selector.match_labels.items():
+                found = self.by_label.get(kv, set())
+                keys = found if keys is None else keys & found
+        return [
+            p
+            for n in namespaces
+            for p in self.by_ns.get(n, ())
+            if (keys is None or p.key in keys) and (peer.pod_selector is None or peer.pod_selector.matches(p.labels))
+        ]
+
+
+def _peer_addrs(rule: PolicyRule, ns: str, view: View, index: PodIndex) -> list[str]:
     if not rule.peers:
         return ["0.0.0.0/0"]
     out: set[str] = set()
@@ -51,7 +82,7 @@ def _peer_addrs(rule: PolicyRule, ns: str, view: View, pods: tuple[PodRef, ...])
         if peer.ip_block is not None:
             out.update(_ranges(peer))
         else:
-            out.update(f"{p.ip}/32" for p in pods if p.ip and peer_matches(peer, ns, Endpoint(p.ip, p), view))
+            out.update(f"{p.ip}/32" for p in index.matching(peer, ns, view))
     return sorted(out)
 
 
@@ -143,11 +174,24 @@ def _add_rule(out: _Rules, name: str, src: list[str], dst: list[str], any_proto:
         out.rules.append(f"ip saddr @{name}-src ip daddr . meta l4proto . th dport @{name}-dst return")
 
 
-def compile_node(view: View, inp: NodePolicyInput) -> str:
-    return compile_ruleset(view, inp).text
+def compile_node(view: View, inp: NodePolicyInput, cache: dict[tuple[str, str, int], list[str]] | None = None) -> str:
+    return compile_ruleset(view, inp, cache).text
 
 
-def compile_ruleset(view: View, inp: NodePolicyInput) -> NodeRuleset:
+def compile_ruleset(view: View, inp: NodePolicyInput, cache: dict[tuple[str, str, int], list[str]] | None = None) -> NodeRuleset:
+    """`cache` (shared across the nodes of one sync) keeps each rule's peer addresses,
+    which do not depend on the node."""
+    cache = {} if cache is None else cache
+    index: PodIndex | None = None
+
+    def peers(pol: NetworkPolicy, direction: str, i: int, rule: PolicyRule) -> list[str]:
+        nonlocal index
+        key = (pol.key, direction, i)
+        if key not in cache:
+            index = index or PodIndex(inp.pods)
+            cache[key] = _peer_addrs(rule, pol.meta.namespace, view, index)
+        return cache[key]
+
     local = [p for p in inp.pods if p.node == inp.node and p.ip]
     ingress = _Rules({}, [])
     egress = _Rules({}, [])
@@ -160,7 +204,7 @@ def compile_ruleset(view: View, inp: NodePolicyInput) -> NodeRuleset:
         if "Ingress" in pol.policy_types:
             in_isolated.update(p.ip for p in selected)
             for i, rule in enumerate(pol.ingress):
-                src = _peer_addrs(rule, pol.meta.namespace, view, inp.pods)
+                src = peers(pol, "in", i, rule)
                 name = f"in-{_h(pol.key, str(i))}"
                 if not rule.ports:
                     _add_rule(ingress, name, src, sorted(f"{p.ip}/32" for p in selected), True)
@@ -173,7 +217,7 @@ def compile_ruleset(view: View, inp: NodePolicyInput) -> NodeRuleset:
                 src = sorted(f"{p.ip}/32" for p in selected)
                 name = f"eg-{_h(pol.key, str(i))}"
                 if not rule.ports:
-                    _add_rule(egress, name, src, _peer_addrs(rule, pol.meta.namespace, view, inp.pods), True)
+                    _add_rule(egress, name, src, peers(pol, "eg", i, rule), True)
                     continue
                 dst: set[str] = set()
                 for peer in rule.peers or (Peer(ip_block=None),):
