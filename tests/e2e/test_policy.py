@@ -19,9 +19,15 @@ from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def xyzp() -> Iterator[Running]:
-    r = start(os.path.join(TOPOLOGIES, "netpol-xyz.yaml"), "xyz")
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
+def xyzp(request, tmp_path_factory) -> Iterator[Running]:  # type: ignore[no-untyped-def]
+    """The same cases under both service-proxy backends (policies see traffic after DNAT)."""
+    with open(os.path.join(TOPOLOGIES, "netpol-xyz.yaml")) as f:
+        doc = yaml.safe_load(f)
+    doc["spec"]["proxy"] = request.param
+    path = tmp_path_factory.mktemp(request.param) / "xyz.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    r = start(str(path), "xyz")
     try:
         yield r
     finally:
@@ -177,6 +183,21 @@ def test_live_changes_take_effect_before_the_command_returns(xyzp: Running, tmp_
     apply(xyzp, tmp_path, pod)
     assert xyzp.curl("x/d", f"http://{xyzp.ip('y/c')}/hostname") == "c"
     kemu("--cluster", "xyz", "delete", "pod", "d", "-n", "x")
+    assert xyzp.curl("x/b", f"http://{xyzp.ip('y/c')}/hostname", check=False) == ""
+    # A policy edited in place: now team=green is let in, and x/b carries it.
+    apply(
+        xyzp,
+        tmp_path,
+        np(
+            "only-team",
+            "y",
+            {"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"team": "green"}}, "namespaceSelector": {}}]}]},
+        ),
+    )
+    kemu("--cluster", "xyz", "label", "pod", "b", "-n", "x", "team=green")
+    assert xyzp.curl("x/b", f"http://{xyzp.ip('y/c')}/hostname") == "c"
+    kemu("--cluster", "xyz", "label", "pod", "b", "-n", "x", "team-")
+    check(xyzp)
     kemu("--cluster", "xyz", "delete", "networkpolicy", "only-team", "-n", "y")  # a policy deleted
     kemu("--cluster", "xyz", "delete", "networkpolicy", "from-ns", "-n", "y")
     assert xyzp.curl("x/a", f"http://{xyzp.ip('y/a')}/hostname") == "a"
@@ -255,3 +276,15 @@ def test_network_policy_off_accepts_and_ignores(tmp_path) -> None:  # type: igno
         assert "kemu-policy" not in c.exec("node/node-1", "nft", "list", "tables").stdout
     finally:
         stop(c)
+
+
+def test_invalid_policy_changes_nothing(xyzp: Running, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    clear(xyzp, tmp_path)
+    good = np("fine", "x", {"podSelector": {}})
+    bad = np("bad", "x", {"podSelector": {}, "ingress": [{"ports": [{"port": "http", "endPort": 90}]}]})
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump_all([good, bad]))
+    r = kemu("--cluster", "xyz", "apply", "-f", str(f), check=False)
+    assert r.returncode == 2 and "may not be specified when `port` is not a number" in r.stderr
+    assert json.loads(kemu("--cluster", "xyz", "get", "networkpolicies", "-A", "-o", "json").stdout)["items"] == []
+    assert xyzp.curl("y/a", f"http://{xyzp.ip('x/a')}/hostname") == "a"
