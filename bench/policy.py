@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import statistics
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import lab
 
 from emu.config.kinds import build_selector
 from emu.dataplane import netns
@@ -92,52 +92,13 @@ def setup() -> None:
     run(["ip", "route", "replace", "10.244.9.0/24", "via", "10.244.0.1"], netns_name=SERVER)
 
 
-def serve() -> socket.socket:
-    with netns.entered(SERVER):
-        s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", 80))
-    s.listen(4096)
-
-    def loop() -> None:
-        while True:
-            try:
-                c, _ = s.accept()
-                c.close()
-            except OSError:
-                return
-
-    threading.Thread(target=loop, daemon=True).start()
-    return s
-
-
-def connect_ms(n: int = 200) -> float:
-    fd = netns.open_fd(CLIENT)
-    times = []
-    try:
-        for _ in range(n):
-            netns.set_thread_netns(fd)
-            try:
-                c = socket.socket()
-            finally:
-                netns.go_home()
-            c.settimeout(2)
-            t = time.perf_counter()
-            c.connect(("10.244.0.2", 80))
-            times.append(time.perf_counter() - t)
-            c.close()
-    finally:
-        os.close(fd)
-    return statistics.median(times) * 1000
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pods", type=int, default=1000)
     ap.add_argument("--policies", type=int, nargs="*", default=[0, 10, 100, 1000])
     args = ap.parse_args()
     setup()
-    srv = serve()
+    srv = lab.serve(SERVER, 80)
     try:
         print(f"{args.pods} pods over {NODES} nodes")
         print(f"{'P':>6} {'compile (all nodes)':>20} {'apply (node-1)':>15} {'label change':>13} {'new-connection latency':>23}")
@@ -155,7 +116,7 @@ def main() -> int:
             t = time.perf_counter()
             run(["nft", "-f", "-"], netns_name=NODE, input=rulesets["node-1"].text, timeout=300)
             t_apply = time.perf_counter() - t
-            lat = connect_ms()
+            lat = lab.connect_ms(CLIENT, "10.244.0.2", 80)
             # One label change: a pod of node-1 joins a peer group; recompile that node, apply.
             pods2 = list(pods)
             victim = next(i for i, x in enumerate(pods2) if x.node == "node-1" and x.name != "server")

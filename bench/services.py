@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
-import statistics
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import lab
 
 from emu.dataplane import netns
 from emu.dataplane.run import run
@@ -61,45 +61,6 @@ def setup() -> None:
     run(["ip", "link", "set", "eth0", "up"], netns_name=POD)
 
 
-def serve() -> socket.socket:
-    """An accept-and-close server on :8080 inside the pod namespace (the endpoints)."""
-    with netns.entered(POD):
-        s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", 8080))
-    s.listen(4096)
-
-    def loop() -> None:
-        while True:
-            try:
-                c, _ = s.accept()
-                c.close()
-            except OSError:
-                return
-
-    threading.Thread(target=loop, daemon=True).start()
-    return s
-
-
-def first_packet_ms(vip: str, port: int = 80, n: int = 200) -> float:
-    fd = netns.open_fd(NODE)
-    times = []
-    try:
-        for _ in range(n):
-            netns.set_thread_netns(fd)
-            try:
-                c = socket.socket()
-            finally:
-                netns.go_home()
-            t = time.perf_counter()
-            c.connect((vip, port))
-            times.append(time.perf_counter() - t)
-            c.close()
-    finally:
-        os.close(fd)
-    return statistics.median(times) * 1000
-
-
 def clear() -> None:
     run(["nft", "flush", "ruleset"], netns_name=NODE)
 
@@ -117,7 +78,7 @@ def bench(k: int) -> dict[str, dict[str, float]]:
     t = time.perf_counter()
     run(["nft", "-f", "-"], netns_name=NODE, input=script, timeout=300)
     t_apply = time.perf_counter() - t
-    lat = first_packet_ms(last_vip)
+    lat = lab.connect_ms(NODE, last_vip, 80)
     state = nft_render.NftState(p0, r0)  # what the proxier keeps between syncs
     t = time.perf_counter()
     # As Proxier.sync: find the changed Services, re-render only them, apply the delta.
@@ -135,7 +96,7 @@ def bench(k: int) -> dict[str, dict[str, float]]:
     t = time.perf_counter()
     run(["iptables-restore", "-w", "5"], netns_name=NODE, input=text, timeout=600)
     t_apply = time.perf_counter() - t
-    lat = first_packet_ms(last_vip)
+    lat = lab.connect_ms(NODE, last_vip, 80)
     t = time.perf_counter()
     run(["iptables-restore", "-w", "5"], netns_name=NODE, input=iptables_render.render(p1), timeout=600)
     t_change = time.perf_counter() - t
@@ -152,9 +113,9 @@ def main() -> int:
         print("needs root", file=sys.stderr)
         return 1
     setup()
-    srv = serve()
+    srv = lab.serve(POD, 8080)
     try:
-        baseline = first_packet_ms(EPS[0], 8080)
+        baseline = lab.connect_ms(NODE, EPS[0], 8080)
         print(f"first-packet latency straight to an endpoint (no rules): {baseline:.3f} ms")
         print(f"{'K':>7} {'backend':>9} {'full sync':>10} {'(render)':>9} {'1-svc change':>13} {'first packet':>13}")
         for k in ks:

@@ -146,37 +146,28 @@ def _selecting(view: View, pod: PodRef, ptype: str) -> list[NetworkPolicy]:
     ]
 
 
+def _side(view: View, direction: str, subject: PodRef, peer: Endpoint, dst: Endpoint, port: int, protocol: str) -> Side:
+    """Isolation of `subject` in one direction, and the rules that let `peer` through."""
+    pols = _selecting(view, subject, direction.capitalize())
+    allowed = tuple(
+        f"{p.key} {direction}[{i}]"
+        for p in pols
+        for i, r in enumerate(p.ingress if direction == "ingress" else p.egress)
+        if (not r.peers or any(peer_matches(x, p.meta.namespace, peer, view) for x in r.peers))
+        and (not r.ports or any(port_matches(pp, port, protocol, dst) for pp in r.ports))
+    )
+    return Side(direction, bool(pols), tuple(p.key for p in pols), allowed)
+
+
 def decide(view: View, src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP") -> Decision:
     if src.pod is not None and dst.pod is not None and src.pod.key == dst.pod.key:
         note = "a pod is never cut off from itself"
         return Decision(src, dst, port, protocol, Side("egress", False, (), (), note), Side("ingress", False, (), (), note))
-    # Egress of the client.
-    if src.pod is not None:
-        pols = _selecting(view, src.pod, "Egress")
-        allowed = tuple(
-            f"{p.key} egress[{i}]"
-            for p in pols
-            for i, r in enumerate(p.egress)
-            if (not r.peers or any(peer_matches(x, p.meta.namespace, dst, view) for x in r.peers))
-            and (not r.ports or any(port_matches(pp, port, protocol, dst) for pp in r.ports))
-        )
-        egress = Side("egress", bool(pols), tuple(p.key for p in pols), allowed)
-    else:
-        egress = Side("egress", False, (), ())
-    # Ingress of the server.
-    if dst.pod is not None:
-        if dst.pod.node and src.ip in view.node_ips.get(dst.pod.node, frozenset()):
-            ingress = Side("ingress", False, (), (), f"traffic from {dst.pod.key}'s own node always reaches it")
-        else:
-            pols = _selecting(view, dst.pod, "Ingress")
-            allowed = tuple(
-                f"{p.key} ingress[{i}]"
-                for p in pols
-                for i, r in enumerate(p.ingress)
-                if (not r.peers or any(peer_matches(x, p.meta.namespace, src, view) for x in r.peers))
-                and (not r.ports or any(port_matches(pp, port, protocol, dst) for pp in r.ports))
-            )
-            ingress = Side("ingress", bool(pols), tuple(p.key for p in pols), allowed)
-    else:
+    egress = _side(view, "egress", src.pod, dst, dst, port, protocol) if src.pod is not None else Side("egress", False, (), ())
+    if dst.pod is None:
         ingress = Side("ingress", False, (), ())
+    elif dst.pod.node and src.ip in view.node_ips.get(dst.pod.node, frozenset()):
+        ingress = Side("ingress", False, (), (), f"traffic from {dst.pod.key}'s own node always reaches it")
+    else:
+        ingress = _side(view, "ingress", dst.pod, src, dst, port, protocol)
     return Decision(src, dst, port, protocol, egress, ingress)
