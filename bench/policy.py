@@ -28,7 +28,7 @@ from emu.dataplane import netns
 from emu.dataplane.run import run
 from emu.model.objects import Container, ContainerPort, Meta, PodSpec
 from emu.model.policy import NetworkPolicy, Peer, PolicyPort, PolicyRule
-from emu.policy.compile import NodePolicyInput, compile_ruleset
+from emu.policy.compile import NodePolicyInput, compile_ruleset, update_text
 from emu.policy.oracle import PodRef, View
 
 NODES = 10
@@ -123,8 +123,9 @@ def main() -> int:
             x = pods2[victim]
             pods2[victim] = PodRef(x.namespace, x.name, {**x.labels, "app": "client"}, x.ip, x.node, x.spec)
             t = time.perf_counter()
-            text = compile_ruleset(view, NodePolicyInput("node-1", ("172.30.0.2",), tuple(pods2))).text
-            run(["nft", "-f", "-"], netns_name=NODE, input=text, timeout=300)
+            # As PolicyPlane.sync: recompile the node, write only the sets that changed.
+            new = compile_ruleset(view, NodePolicyInput("node-1", ("172.30.0.2",), tuple(pods2)))
+            run(["nft", "-f", "-"], netns_name=NODE, input=update_text(rulesets["node-1"], new) or new.text, timeout=300)
             t_label = time.perf_counter() - t
             print(f"{p:>6} {t_compile * 1000:>18.0f}ms {t_apply * 1000:>13.0f}ms {t_label * 1000:>11.0f}ms {lat:>21.3f}ms")
     finally:

@@ -8,9 +8,10 @@ import logging
 from emu.controllers.ipam import AddressPlan
 from emu.dataplane.handles import NsHandle
 from emu.dataplane.run import run
+from emu.errors import CommandError
 from emu.model.objects import Namespace
 from emu.model.policy import NetworkPolicy
-from emu.policy.compile import TABLE, NodePolicyInput, compile_node
+from emu.policy.compile import TABLE, NodePolicyInput, NodeRuleset, compile_ruleset, update_text
 from emu.policy.oracle import PodRef, View
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class PolicyPlane:
         self.addr = addr
         self.nodes = nodes
         self.enabled = enabled
-        self.applied: dict[str, str] = {}
+        self.applied: dict[str, NodeRuleset] = {}
         self.syncs = 0
 
     def sync(self, view: View, pods: list[PodRef]) -> None:
@@ -37,11 +38,22 @@ class PolicyPlane:
             return  # the pod network implements no policy: objects are accepted, no effect
         cache: dict[tuple[str, str, int], list[str]] = {}
         for n in self.addr.nodes:
-            text = compile_node(view, NodePolicyInput(n.name, (n.ip, n.gateway), tuple(pods)), cache)
-            if self.applied.get(n.name) != text:
-                run(["nft", "-f", "-"], netns_name=self.nodes[n.name].name, input=text)
-                self.applied[n.name] = text
-                self.syncs += 1
+            new = compile_ruleset(view, NodePolicyInput(n.name, (n.ip, n.gateway), tuple(pods)), cache)
+            old = self.applied.get(n.name)
+            if old is not None and old.text == new.text:
+                continue
+            # Most changes (labels, pods) only move set elements: flush and refill those
+            # sets; anything else rewrites the table. Either way, one transaction.
+            script = update_text(old, new) if old is not None else None
+            try:
+                run(["nft", "-f", "-"], netns_name=self.nodes[n.name].name, input=script or new.text)
+            except CommandError:
+                if script is None:
+                    raise
+                log.warning("partial policy sync failed on %s; rewriting the table", n.name)
+                run(["nft", "-f", "-"], netns_name=self.nodes[n.name].name, input=new.text)
+            self.applied[n.name] = new
+            self.syncs += 1
 
     def remove(self) -> None:
         for n, h in self.nodes.items():

@@ -126,6 +126,22 @@ class NodeRuleset:
     ingress: tuple[AllowRule, ...]
     egress: tuple[AllowRule, ...]
     text: str
+    sets: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # name → (type, elements)
+    rules: tuple[str, ...] = ()  # the chains' rules, in order
+
+
+def update_text(old: NodeRuleset, new: NodeRuleset) -> str | None:
+    """A transaction changing only set elements, when the rules and the sets' names and
+    types are unchanged (a label change, a pod coming or going); None: rewrite the table."""
+    if old.rules != new.rules or {k: v[0] for k, v in old.sets.items()} != {k: v[0] for k, v in new.sets.items()}:
+        return None
+    out = []
+    for name, (_, els) in sorted(new.sets.items()):
+        if old.sets[name][1] != els:
+            out.append(f"flush set ip {TABLE} {name}")
+            if els:
+                out.append(f"add element ip {TABLE} {name} {{ {', '.join(els)} }}")
+    return "\n".join(out) + ("\n" if out else "")
 
 
 def _collapse(nets: list[str]) -> list[str]:
@@ -237,7 +253,15 @@ def compile_ruleset(view: View, inp: NodePolicyInput, cache: dict[tuple[str, str
                             if p.ip and peer_matches(peer, pol.meta.namespace, Endpoint(p.ip, p), view):
                                 dst.update(f"{p.ip}/32 . {pe}" for pp in rule.ports for pe in _ports_for(pp, p))
                 _add_rule(egress, name, src, sorted(dst), False)
-    text = _render(inp, local, in_isolated, eg_isolated, ingress, egress)
+    sets: dict[str, tuple[str, tuple[str, ...]]] = {
+        "ingress-isolated": ("ipv4_addr", tuple(sorted(in_isolated))),
+        "egress-isolated": ("ipv4_addr", tuple(sorted(eg_isolated))),
+        "node-addrs": ("ipv4_addr", tuple(sorted(set(inp.node_addrs)))),
+        # A pod is never cut off from itself (hairpin through a Service comes back DNATed to it).
+        "self": ("ipv4_addr . ipv4_addr", tuple(sorted(f"{p.ip} . {p.ip}" for p in local))),
+    }
+    sets |= {name: (typ, tuple(sorted(els))) for name, (typ, els) in sorted({**ingress.sets, **egress.sets}.items())}
+    chains = _chains(ingress.rules, egress.rules)
     return NodeRuleset(
         frozenset(inp.node_addrs),
         frozenset(p.ip for p in local),
@@ -245,7 +269,9 @@ def compile_ruleset(view: View, inp: NodePolicyInput, cache: dict[tuple[str, str
         frozenset(eg_isolated),
         tuple(ingress.ir),
         tuple(egress.ir),
-        text,
+        _render(sets, chains),
+        sets,
+        tuple(chains),
     )
 
 
@@ -254,16 +280,8 @@ def _set(name: str, typ: str, elements: list[str] | set[str]) -> str:
     return f"  set {name} {{ type {typ};{els} }}"
 
 
-def _render(inp: NodePolicyInput, local: list[PodRef], in_iso: set[str], eg_iso: set[str], ingress: _Rules, egress: _Rules) -> str:
-    out = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{", '  comment "kemu NetworkPolicy engine";']
-    out.append(_set("ingress-isolated", "ipv4_addr", in_iso))
-    out.append(_set("egress-isolated", "ipv4_addr", eg_iso))
-    out.append(_set("node-addrs", "ipv4_addr", set(inp.node_addrs)))
-    # A pod is never cut off from itself (hairpin through a Service comes back DNATed to it).
-    out.append(_set("self", "ipv4_addr . ipv4_addr", {f"{p.ip} . {p.ip}" for p in local}))
-    for name, (typ, els) in sorted({**ingress.sets, **egress.sets}.items()):
-        out.append(_set(name, typ, els))
-    out += [
+def _chains(ingress_rules: list[str], egress_rules: list[str]) -> list[str]:
+    return [
         "  chain forward {",
         "    type filter hook forward priority 0; policy accept;",
         "    ct state established,related accept",
@@ -278,16 +296,20 @@ def _render(inp: NodePolicyInput, local: list[PodRef], in_iso: set[str], eg_iso:
         "  chain egress-check {",
         "    ip saddr != @egress-isolated return",
         "    ip saddr . ip daddr @self return",
-        *[f"    {r}" for r in egress.rules],
+        *[f"    {r}" for r in egress_rules],
         "    drop",
         "  }",
         "  chain ingress-check {",
         "    ip daddr != @ingress-isolated return",
         "    ip saddr @node-addrs return",
         "    ip saddr . ip daddr @self return",
-        *[f"    {r}" for r in ingress.rules],
+        *[f"    {r}" for r in ingress_rules],
         "    drop",
         "  }",
-        "}",
     ]
-    return "\n".join(out) + "\n"
+
+
+def _render(sets: dict[str, tuple[str, tuple[str, ...]]], chains: list[str]) -> str:
+    out = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{", '  comment "kemu NetworkPolicy engine";']
+    out += [_set(name, typ, list(els)) for name, (typ, els) in sets.items()]
+    return "\n".join([*out, *chains, "}"]) + "\n"
