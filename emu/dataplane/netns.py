@@ -26,8 +26,10 @@ MS_SHARED = 1 << 20
 MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_home_lock = threading.Lock()
-_home_fd: int | None = None
+# The namespace kemu started in, taken when this module is first imported — before any
+# thread has moved. (Taking it lazily from /proc/PID/ns/net is wrong: that is the *main
+# thread's* namespace, which may be a new one at that moment.)
+_HOME_FD = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _check(ret: int, what: str) -> None:
@@ -37,12 +39,8 @@ def _check(ret: int, what: str) -> None:
 
 
 def home_fd() -> int:
-    """A handle on the namespace kemu started in (taken from the main thread's view)."""
-    global _home_fd
-    with _home_lock:
-        if _home_fd is None:
-            _home_fd = os.open(f"/proc/{os.getpid()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        return _home_fd
+    """A handle on the namespace kemu started in."""
+    return _HOME_FD
 
 
 def path(name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ from emu.dataplane.ownership import Record
 from emu.dataplane.run import run
 from emu.errors import CommandError, DataplaneError
 from emu.model.objects import ClusterSpec, ExternalHostDecl, NodeDecl
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.kernel
 
@@ -35,6 +37,19 @@ def throwaway() -> Iterator[str]:
     yield name
     netns.delete(name)
     netns.release_run_dir(made)
+
+
+def test_the_calling_thread_always_comes_home(throwaway: str) -> None:
+    """Even when the very first namespace operation of the process runs on the main thread."""
+    code = (
+        "import os, sys\n"
+        "before = os.readlink('/proc/thread-self/ns/net')\n"
+        "from emu.dataplane import netns\n"
+        f"with netns.created({throwaway!r}):\n"
+        "    assert os.readlink('/proc/thread-self/ns/net') != before\n"
+        "assert os.readlink('/proc/thread-self/ns/net') == before, 'left in the new namespace'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_create_enter_mark_delete(throwaway: str) -> None:
