@@ -11,6 +11,7 @@ from emu.dataplane.run import run
 from emu.errors import CommandError
 from emu.model.objects import Namespace
 from emu.model.policy import NetworkPolicy
+from emu.netfilter.nft import Nft
 from emu.policy.compile import TABLE, NodePolicyInput, NodeRuleset, compile_ruleset, update_text
 from emu.policy.oracle import PodRef, View
 
@@ -31,6 +32,7 @@ class PolicyPlane:
         self.nodes = nodes
         self.enabled = enabled
         self.applied: dict[str, NodeRuleset] = {}
+        self.nft = {n: Nft(h.name) for n, h in nodes.items()} if enabled else {}
         self.syncs = 0
 
     def sync(self, view: View, pods: list[PodRef]) -> None:
@@ -46,12 +48,12 @@ class PolicyPlane:
             # sets; anything else rewrites the table. Either way, one transaction.
             script = update_text(old, new) if old is not None else None
             try:
-                run(["nft", "-f", "-"], netns_name=self.nodes[n.name].name, input=script or new.text)
+                self.nft[n.name].run(script or new.text)
             except CommandError:
                 if script is None:
                     raise
                 log.warning("partial policy sync failed on %s; rewriting the table", n.name)
-                run(["nft", "-f", "-"], netns_name=self.nodes[n.name].name, input=new.text)
+                self.nft[n.name].run(new.text)
             self.applied[n.name] = new
             self.syncs += 1
 
@@ -60,3 +62,8 @@ class PolicyPlane:
             if n in self.applied:
                 run(["nft", "delete", "table", "ip", TABLE], netns_name=h.name, check=False)
         self.applied.clear()
+
+    def close(self) -> None:
+        for ctx in self.nft.values():
+            ctx.close()
+        self.nft.clear()

@@ -150,6 +150,8 @@ class Cluster:
             errors: list[str] = []
             if self.services is not None:
                 self.services.close()
+            if self.policies is not None:
+                self.policies.close()
             for key in list(self.pods):
                 try:
                     self._stop_pod(key, whole_cluster=True)

@@ -101,6 +101,8 @@ class ServicePlane:
             self._health[key] = fut.result(10)
 
     def close(self) -> None:
+        for p in self.proxiers.values():
+            p.close()
         for srv in self._health.values():
             self.loop.call_soon_threadsafe(srv.close)
         self._health.clear()

@@ -7,6 +7,7 @@ import logging
 
 from emu.dataplane.run import run
 from emu.errors import CommandError
+from emu.netfilter.nft import Nft
 from emu.proxy import iptables_render, nft_render
 from emu.proxy.plan import ProxyPlan, ServicePortPlan
 
@@ -17,6 +18,7 @@ class Proxier:
     def __init__(self, netns_name: str, backend: str) -> None:
         self.netns = netns_name
         self.backend = backend
+        self.nft = Nft(netns_name) if backend == "nftables" else None
         self.plan: ProxyPlan | None = None
         self._state: nft_render.NftState | None = None
         self._iptables_text = ""
@@ -53,7 +55,8 @@ class Proxier:
         if not script:
             return
         try:
-            run(["nft", "-f", "-"], netns_name=self.netns, input=script)
+            assert self.nft is not None
+            self.nft.run(script)
         except CommandError:
             # As kube-proxy: after a failed partial sync, resync everything.
             log.warning("partial nftables sync failed in %s; doing a full resync", self.netns)
@@ -62,7 +65,8 @@ class Proxier:
     def _full_nft(self, plan: ProxyPlan) -> None:
         self._state = None
         renders = nft_render.render_all(plan)
-        run(["nft", "-f", "-"], netns_name=self.netns, input=nft_render.render_full(plan, renders))
+        assert self.nft is not None
+        self.nft.run(nft_render.render_full(plan, renders))
         self._state = nft_render.NftState(plan, renders)
 
     def remove(self) -> None:
@@ -71,6 +75,10 @@ class Proxier:
             run(["nft", "delete", "table", "ip", nft_render.TABLE], netns_name=self.netns, check=False)
         self.plan = None
         self._state = None
+
+    def close(self) -> None:
+        if self.nft is not None:
+            self.nft.close()
 
 
 def _udp_targets(sp: ServicePortPlan) -> set[tuple[str, int]]:

@@ -1,0 +1,1 @@
+"""Applying netfilter rulesets: nftables in-process (libnftables) or through `nft`."""
