@@ -55,9 +55,9 @@ def hostnames(c: Running, src: str, url: str, n: int) -> collections.Counter[str
 
 
 def test_clusterip_balances_over_ready_endpoints_without_snat(svc: Running) -> None:
-    got = hostnames(svc, "default/client", f"http://{cip(svc, 'web')}/hostname", 60)
+    got = hostnames(svc, "default/client", f"http://{cip(svc, 'web')}/hostname", 90)
     webs = {k.split("/")[1] for k in svc.pods() if k.startswith("default/web-")}
-    assert set(got) == webs and min(got.values()) >= 8, got  # even enough: P(fail) < 1e-4
+    assert set(got) == webs and min(got.values()) >= 10, got  # ~30 each; P(a false alarm) < 1e-5
     seen = svc.curl("default/client", f"http://{cip(svc, 'web')}/clientip")
     assert seen.split(":")[0] == svc.ip("default/client")
 
@@ -143,10 +143,10 @@ def test_session_affinity_holds_then_expires(svc: Running) -> None:
     got = hostnames(svc, "default/client", f"http://{ip}/hostname", 15)
     assert len(got) == 1, got
     picks = set()
-    for _ in range(7):
+    for _ in range(9):
         time.sleep(1.5)  # the affinity timeout (1 s) must pass with no traffic: a wait on purpose
         picks |= set(hostnames(svc, "default/client", f"http://{ip}/hostname", 1))
-    assert len(picks) > 1  # all seven the same after expiry: P = (1/3)^6
+    assert len(picks) > 1  # all nine the same after expiry: P = (1/3)^8
 
 
 def test_external_ips_and_manual_and_not_ready_endpoints(svc: Running) -> None:
