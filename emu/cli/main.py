@@ -92,8 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = build_parser()
+    args, extra = ap.parse_known_args(argv)
+    # `kemu label pod a x=1 --overwrite y=2`: labels after an option, as kubectl takes them.
+    if args.cmd == "label":
+        args.labels += [w for w in extra if not w.startswith("-")]
+        extra = [w for w in extra if w.startswith("-")]
+    if extra:
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="kemu: %(levelname)s: %(message)s",

@@ -66,3 +66,12 @@ def test_render_list_shape() -> None:
     wide = render("Pod", [pod], "wide", True, False).splitlines()
     assert wide[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
     assert wide[1].split()[:4] == ["x", "a", "1/1", "Running"]
+
+
+def test_label_arguments_mix_with_options() -> None:
+    from emu.cli.main import parse
+
+    args = parse(["label", "pod", "a", "x=1", "--overwrite", "y-", "-n", "web"])
+    assert args.labels == ["x=1", "y-"] and args.overwrite and args.namespace == "web"
+    with pytest.raises(SystemExit):
+        parse(["get", "pods", "--bogus"])
