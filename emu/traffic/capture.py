@@ -24,6 +24,8 @@ class Packet:
     sport: int
     dport: int
     flags: str
+    icmp_type: int = -1
+    icmp_code: int = -1
 
 
 class Capture:
@@ -50,7 +52,7 @@ class Capture:
 
 def _child(name: str, iface: str, bpf: str, count: int, timeout: float) -> int:
     netns.enter_process(name)
-    from scapy.all import IP, TCP, UDP, conf
+    from scapy.all import ICMP, IP, TCP, UDP, conf
 
     sock = conf.L2listen(iface=iface, filter=bpf)
     print("ready", flush=True)
@@ -70,6 +72,8 @@ def _child(name: str, iface: str, bpf: str, count: int, timeout: float) -> int:
                 "sport": int(l4.sport) if l4 is not None else 0,
                 "dport": int(l4.dport) if l4 is not None else 0,
                 "flags": str(p[TCP].flags) if TCP in p else "",
+                "icmp_type": int(p[ICMP].type) if ICMP in p else -1,
+                "icmp_code": int(p[ICMP].code) if ICMP in p else -1,
             }
         )
     print(json.dumps(out), flush=True)

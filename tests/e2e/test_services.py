@@ -90,7 +90,8 @@ def test_no_endpoints_is_refused_at_once(svc: Running) -> None:
     cap = Capture(client_ns, "eth0", "icmp", count=1, timeout=5)
     svc.exec("default/client", "curl", "-s", "-m", "2", f"http://{ip}/", check=False)
     (pkt,) = cap.result()
-    assert pkt.proto == "1" and pkt.dst == svc.ip("default/client")  # ICMP back to the client
+    # The reject as kube-proxy sends it: ICMP destination unreachable, port unreachable.
+    assert (pkt.proto, pkt.icmp_type, pkt.icmp_code, pkt.dst) == ("1", 3, 3, svc.ip("default/client"))
 
 
 def test_nodeport_everywhere(svc: Running) -> None:
@@ -108,6 +109,10 @@ def test_external_traffic_policy_local(svc: Running) -> None:
     lb_ip = s["status"]["loadBalancer"]["ingress"][0]["ip"]
     assert s["metadata"]["annotations"]["kemu.io/announced-by"] == "node-2"  # the node with the endpoint
     assert svc.curl("host/client", f"http://{lb_ip}/clientip").split(":")[0] == CLIENT_HOST  # source kept
+    cap = Capture(f"kemu-{svc.name}.default.solo", "eth0", "tcp dst port 8080", count=1, timeout=5)
+    assert svc.curl("host/client", f"http://{lb_ip}/hostname") == "solo"
+    (pkt,) = cap.result()
+    assert pkt.src == CLIENT_HOST  # on the wire at the endpoint, too
     assert svc.curl("host/client", f"http://{NODE_IPS['node-2']}:30081/clientip").split(":")[0] == CLIENT_HOST
     # node-1 has no local endpoint: its NodePort does not answer.
     assert svc.curl("host/client", f"http://{NODE_IPS['node-1']}:30081/clientip", check=False) == ""
