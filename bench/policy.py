@@ -28,6 +28,7 @@ from emu.dataplane import netns
 from emu.dataplane.run import run
 from emu.model.objects import Container, ContainerPort, Meta, PodSpec
 from emu.model.policy import NetworkPolicy, Peer, PolicyPort, PolicyRule
+from emu.netfilter.nft import Nft
 from emu.policy.compile import NodePolicyInput, compile_ruleset, update_text
 from emu.policy.oracle import PodRef, View
 
@@ -99,6 +100,7 @@ def main() -> int:
     args = ap.parse_args()
     setup()
     srv = lab.serve(SERVER, 80)
+    nft = Nft(NODE)  # as PolicyPlane: libnftables in-process, bound to the node
     try:
         print(f"{args.pods} pods over {NODES} nodes")
         print(f"{'P':>6} {'compile (all nodes)':>20} {'apply (node-1)':>15} {'label change':>13} {'new-connection latency':>23}")
@@ -114,7 +116,7 @@ def main() -> int:
             }
             t_compile = time.perf_counter() - t
             t = time.perf_counter()
-            run(["nft", "-f", "-"], netns_name=NODE, input=rulesets["node-1"].text, timeout=300)
+            nft.run(rulesets["node-1"].text)
             t_apply = time.perf_counter() - t
             lat = lab.connect_ms(CLIENT, "10.244.0.2", 80)
             # One label change: a pod of node-1 joins a peer group; recompile that node, apply.
@@ -125,7 +127,7 @@ def main() -> int:
             t = time.perf_counter()
             # As PolicyPlane.sync: recompile the node, write only the sets that changed.
             new = compile_ruleset(view, NodePolicyInput("node-1", ("172.30.0.2",), tuple(pods2)))
-            run(["nft", "-f", "-"], netns_name=NODE, input=update_text(rulesets["node-1"], new) or new.text, timeout=300)
+            nft.run(update_text(rulesets["node-1"], new) or new.text)
             t_label = time.perf_counter() - t
             print(f"{p:>6} {t_compile * 1000:>18.0f}ms {t_apply * 1000:>13.0f}ms {t_label * 1000:>11.0f}ms {lat:>21.3f}ms")
     finally:
