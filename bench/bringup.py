@@ -21,20 +21,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import lab
+
 from emu.cluster.runtime import Cluster
 from emu.daemon.host import raise_fd_limit
-from emu.model.objects import (
-    ClusterConfig,
-    ClusterSpec,
-    Container,
-    ContainerPort,
-    Deployment,
-    Manifests,
-    Meta,
-    NodeDecl,
-    PodSpec,
-)
-from emu.model.selectors import LabelSelector
 from emu.traffic.probe import Client, Target, run_matrix
 
 
@@ -46,23 +36,11 @@ def mem_available_kib() -> int:
     return 0
 
 
-def config(nodes: int, per_node: int) -> ClusterConfig:
-    spec = ClusterSpec("bench", nodes=tuple(NodeDecl(f"node-{i + 1}") for i in range(nodes)))
-    dep = Deployment(
-        Meta("pod", "default"),
-        nodes * per_node,
-        LabelSelector({"app": "bench"}),
-        {"app": "bench"},
-        PodSpec((Container("c", ports=(ContainerPort(80),)),)),
-    )
-    return ClusterConfig(spec, Manifests(deployments=(dep,)), source="bench")
-
-
 def bench_kemu(nodes: int, per_node: int) -> dict[str, float]:
     raise_fd_limit()
     mem0 = mem_available_kib()
     t0 = time.perf_counter()
-    c = Cluster(config(nodes, per_node))
+    c = Cluster(lab.config("bench", nodes, per_node, (80,)))
     try:
         c.up()
         t_built = time.perf_counter() - t0

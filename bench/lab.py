@@ -9,6 +9,8 @@ import threading
 import time
 
 from emu.dataplane import netns
+from emu.model.objects import ClusterConfig, ClusterSpec, Container, ContainerPort, Deployment, Manifests, Meta, NodeDecl, PodSpec
+from emu.model.selectors import LabelSelector
 
 
 def serve(netns_name: str, port: int) -> socket.socket:
@@ -50,3 +52,11 @@ def connect_ms(netns_name: str, ip: str, port: int, n: int = 200) -> float:
     finally:
         os.close(fd)
     return statistics.median(times) * 1000
+
+
+def config(name: str, nodes: int, per_node: int, ports: tuple[int, ...]) -> ClusterConfig:
+    """N nodes and one Deployment of N × M pods serving `ports` (spread: M a node)."""
+    spec = ClusterSpec(name, nodes=tuple(NodeDecl(f"node-{i + 1}") for i in range(nodes)))
+    container = Container("c", ports=tuple(ContainerPort(p) for p in ports))
+    dep = Deployment(Meta("pod", "default"), nodes * per_node, LabelSelector({"app": name}), {"app": name}, PodSpec((container,)))
+    return ClusterConfig(spec, Manifests(deployments=(dep,)), source=name)

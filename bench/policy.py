@@ -26,20 +26,20 @@ import lab
 from emu.config.kinds import build_selector
 from emu.dataplane import netns
 from emu.dataplane.run import run
-from emu.model.objects import Container, ContainerPort, Meta, PodSpec
+from emu.model.objects import Container, ContainerPort, Meta, PodSpec, PodView
 from emu.model.policy import NetworkPolicy, Peer, PolicyPort, PolicyRule
 from emu.netfilter.nft import Nft
 from emu.policy.compile import NodePolicyInput, compile_ruleset, update_text
-from emu.policy.oracle import PodRef, View
+from emu.policy.oracle import View
 
 NODES = 10
 SPEC = PodSpec((Container("c", ports=(ContainerPort(80),)),))
 NODE, CLIENT, SERVER = "kemu-pbench-node", "kemu-pbench-client", "kemu-pbench-server"
 
 
-def cluster(n_pods: int, n_policies: int, server_ip: str = "10.244.0.2") -> tuple[View, list[PodRef]]:
+def cluster(n_pods: int, n_policies: int, server_ip: str = "10.244.0.2") -> tuple[View, list[PodView]]:
     pods = [
-        PodRef(
+        PodView(
             f"ns-{i % 10}",
             f"p{i}",
             {"app": f"a{i % 50}", "tier": f"t{i % 7}"},
@@ -49,7 +49,7 @@ def cluster(n_pods: int, n_policies: int, server_ip: str = "10.244.0.2") -> tupl
         )
         for i in range(n_pods)
     ]
-    pods[0] = PodRef("ns-0", "server", {"app": "server", "tier": "t0"}, server_ip, "node-1", SPEC)
+    pods[0] = PodView("ns-0", "server", {"app": "server", "tier": "t0"}, server_ip, "node-1", SPEC)
     nss = {f"ns-{i}": {"kubernetes.io/metadata.name": f"ns-{i}", "team": f"team-{i % 3}"} for i in range(10)}
     pols = []
     for j in range(n_policies):
@@ -60,18 +60,11 @@ def cluster(n_pods: int, n_policies: int, server_ip: str = "10.244.0.2") -> tupl
             namespace_selector=build_selector({"matchLabels": {"team": f"team-{j % 3}"}}),
         )
         last = j == n_policies - 1
-        rule = PolicyRule(
-            (
-                Peer(ip_block=None)
-                if False
-                else Peer(pod_selector=build_selector({"matchLabels": {"app": "client"}}), namespace_selector=build_selector({})),
-            )
-            if last
-            else (peer,),
-            (PolicyPort("TCP", 80),),
-        )
+        if last:  # the one that lets the client in: app=client in any namespace
+            peer = Peer(pod_selector=build_selector({"matchLabels": {"app": "client"}}), namespace_selector=build_selector({}))
+        rule = PolicyRule((peer,), (PolicyPort("TCP", 80),))
         pols.append(NetworkPolicy(Meta(f"pol-{j}", f"ns-{j % 10}" if not last else "ns-0"), sel, ("Ingress",), (rule,)))
-    pods.append(PodRef("ns-1", "client", {"app": "client"}, "10.244.9.250", "node-2", SPEC))
+    pods.append(PodView("ns-1", "client", {"app": "client"}, "10.244.9.250", "node-2", SPEC))
     return View(nss, tuple(pols), {f"node-{i + 1}": frozenset({f"172.30.0.{i + 2}"}) for i in range(NODES)}), pods
 
 
@@ -123,7 +116,7 @@ def main() -> int:
             pods2 = list(pods)
             victim = next(i for i, x in enumerate(pods2) if x.node == "node-1" and x.name != "server")
             x = pods2[victim]
-            pods2[victim] = PodRef(x.namespace, x.name, {**x.labels, "app": "client"}, x.ip, x.node, x.spec)
+            pods2[victim] = PodView(x.namespace, x.name, {**x.labels, "app": "client"}, x.ip, x.node, x.spec)
             t = time.perf_counter()
             # As PolicyPlane.sync: recompile the node, write only the sets that changed.
             new = compile_ruleset(view, NodePolicyInput("node-1", ("172.30.0.2",), tuple(pods2)))

@@ -15,25 +15,17 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import lab
+
 from emu.cluster.probing import probe_cluster
 from emu.cluster.runtime import Cluster
 from emu.daemon.host import raise_fd_limit
-from emu.model.objects import ClusterConfig, ClusterSpec, Container, ContainerPort, Deployment, Manifests, Meta, NodeDecl, PodSpec
-from emu.model.selectors import LabelSelector
 
 
 def main() -> int:
     n, m = (int(sys.argv[1]), int(sys.argv[2])) if len(sys.argv) > 2 else (10, 10)
     raise_fd_limit()
-    spec = ClusterSpec("pbench", nodes=tuple(NodeDecl(f"node-{i + 1}") for i in range(n)))
-    dep = Deployment(
-        Meta("p", "default"),
-        n * m,
-        LabelSelector({"app": "p"}),
-        {"app": "p"},
-        PodSpec((Container("c", ports=(ContainerPort(80), ContainerPort(81))),)),
-    )
-    c = Cluster(ClusterConfig(spec, Manifests(deployments=(dep,)), "bench"))
+    c = Cluster(lab.config("pbench", n, m, (80, 81)))
     t = time.perf_counter()
     c.up()
     c.wait_ready(60)

@@ -25,9 +25,9 @@ def endpoint(c: Cluster, ref: str) -> Endpoint:
             ipaddress.IPv4Address(ref)
         except ValueError:
             raise ValidationError([Problem("<command line>", ref, "expected ns/pod, node/NAME, host/NAME or an IPv4 address")]) from None
-        pod = next((p for p in c.pod_refs() if p.ip == ref), None)
+        pod = next((p for p in c.pod_views() if p.ip == ref), None)
         return Endpoint(ref, pod)
-    pod = next((p for p in c.pod_refs() if p.key == ref), None)
+    pod = next((p for p in c.pod_views() if p.key == ref), None)
     if pod is None:
         raise NotFoundError(f"pod {ref} not found (or not running)")
     return Endpoint(pod.ip, pod)

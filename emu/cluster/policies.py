@@ -9,11 +9,11 @@ from emu.controllers.ipam import AddressPlan
 from emu.dataplane.handles import NsHandle
 from emu.dataplane.run import run
 from emu.errors import CommandError
-from emu.model.objects import Namespace
+from emu.model.objects import Namespace, PodView
 from emu.model.policy import NetworkPolicy
 from emu.netfilter.nft import Nft
 from emu.policy.compile import TABLE, NodePolicyInput, NodeRuleset, compile_ruleset, update_text
-from emu.policy.oracle import PodRef, View
+from emu.policy.oracle import View
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class PolicyPlane:
         self.nft = {n: Nft(h.name) for n, h in nodes.items()} if enabled else {}
         self.syncs = 0
 
-    def sync(self, view: View, pods: list[PodRef]) -> None:
+    def sync(self, view: View, pods: list[PodView]) -> None:
         if not self.enabled:
             return  # the pod network implements no policy: objects are accepted, no effect
         cache: dict[tuple[str, str, int], list[str]] = {}

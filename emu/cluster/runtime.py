@@ -19,7 +19,6 @@ from emu.cluster.policies import PolicyPlane, make_view
 from emu.cluster.services import ServicePlane
 from emu.cluster.store import Changes, Store
 from emu.config.loader import ParsedManifests, check_against_cluster
-from emu.controllers.endpointslices import PodInfo
 from emu.controllers.ipam import PodIPAllocator, plan_addresses
 from emu.controllers.scheduler import choose_node
 from emu.dataplane import names
@@ -28,8 +27,8 @@ from emu.dataplane.cni import plugin_for
 from emu.dataplane.network import Network
 from emu.dataplane.ownership import ProcRef, Record
 from emu.errors import KemuError
-from emu.model.objects import ClusterConfig, Manifests, Pod
-from emu.policy.oracle import PodRef, View
+from emu.model.objects import ClusterConfig, Manifests, Pod, PodView
+from emu.policy.oracle import View
 from emu.workloads import processes
 from emu.workloads.netexec import NetexecServer, open_sockets_here
 from emu.workloads.readiness import run_probe
@@ -225,25 +224,21 @@ class Cluster:
         """EndpointSlices, proxies, LB announcements, health checks: from the current state."""
         if self.services is None or not self._up:
             return
-        with self._status:
-            infos = [
-                PodInfo(
-                    st.pod.meta.namespace, st.pod.meta.name, st.pod.meta.labels, st.pod.spec, st.ip, st.node, st.is_ready, st.terminating
-                )
-                for st in self.pods.values()
-                if st.phase == "Running"
-            ]
-        self.services.sync(self.store.services, self.store.service_status, self.store.endpoint_slices, infos)
+        pods = self.pod_views()
+        self.services.sync(self.store.services, self.store.service_status, self.store.endpoint_slices, pods)
         if self.policies is not None:
-            self.policies.sync(self.policy_view(), self.pod_refs())
+            self.policies.sync(self.policy_view(), pods)
 
     def policy_view(self) -> View:
         return make_view(self.plan, self.store.namespaces, self.store.network_policies)
 
-    def pod_refs(self) -> list[PodRef]:
+    def pod_views(self) -> list[PodView]:
+        """Running pods with their IPs and readiness (slices, proxy plans, policies)."""
         with self._status:
             return [
-                PodRef(st.pod.meta.namespace, st.pod.meta.name, st.pod.meta.labels, st.ip, st.node, st.pod.spec)
+                PodView(
+                    st.pod.meta.namespace, st.pod.meta.name, st.pod.meta.labels, st.ip, st.node, st.pod.spec, st.is_ready, st.terminating
+                )
                 for st in self.pods.values()
                 if st.phase == "Running" and st.ip
             ]
@@ -343,6 +338,7 @@ class Cluster:
             with self.lock:
                 if self.pods.get(key) is st:
                     self._stop_pod(key)
+                    self._write_pod_record()
                     self._sync_services()
 
         st.finalizer = threading.Thread(target=finalize, name=f"kemu-terminate-{key}", daemon=True)
@@ -364,8 +360,6 @@ class Cluster:
                 self.record.remove_netns([ns])
         if st.ip:
             self.alloc.release(st.ip)
-        if not whole_cluster:
-            self._write_pod_record()
 
     def _write_pod_record(self) -> None:
         self.record.set_pods(

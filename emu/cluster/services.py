@@ -8,10 +8,11 @@ import asyncio
 import logging
 from typing import Any
 
-from emu.controllers.endpointslices import ZONE_LABEL, PodInfo, slices_for
+from emu.controllers.endpointslices import ZONE_LABEL, slices_for
 from emu.controllers.ipam import AddressPlan
 from emu.dataplane.handles import NsHandle
 from emu.dataplane.lb import Announcer, choose_node
+from emu.model.objects import PodView
 from emu.model.services import EndpointSlice, Service
 from emu.proxy.plan import ProxyPlan, backends_for, compile_plan, usable
 from emu.proxy.proxier import Proxier
@@ -40,7 +41,7 @@ class ServicePlane:
             with h.lock:
                 h.ipr.route("add", dst=service_cidr, oif=h.index("eth0"))
 
-    def sync(self, services: dict[str, Service], statuses: dict[str, Any], manual: dict[str, EndpointSlice], pods: list[PodInfo]) -> None:
+    def sync(self, services: dict[str, Service], statuses: dict[str, Any], manual: dict[str, EndpointSlice], pods: list[PodView]) -> None:
         zones = {n.name: n.labels.get(ZONE_LABEL, "") for n in self.addr.nodes}
         slices: dict[str, list[EndpointSlice]] = {}
         for svc in services.values():

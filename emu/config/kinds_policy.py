@@ -6,7 +6,7 @@ import ipaddress
 from typing import Any
 
 from emu.config.kinds import SELECTOR, build_selector
-from emu.config.schema import AnyValue, Int, IntOrName, Labels, List, Obj, Report, Str, cidr, dns_label, dns_subdomain, join
+from emu.config.schema import AnyValue, Int, IntOrName, Labels, List, Obj, Report, Str, dns_label, dns_subdomain, join
 from emu.model.objects import Meta
 from emu.model.policy import IPBlock, NetworkPolicy, Peer, PolicyPort, PolicyRule
 
@@ -96,7 +96,6 @@ NETWORK_POLICY = Obj(
     required=("apiVersion", "kind", "metadata", "spec"),
     check_extra=_policy_check,
 )
-_ = cidr  # strict host-bit checking is not the API server's rule for ipBlock
 
 
 def _rule(raw: dict[str, Any], peers_key: str) -> PolicyRule:

@@ -9,9 +9,8 @@ pod), at most 100 per slice; a Service with no endpoints keeps one empty slice.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
-from emu.model.objects import Meta, PodSpec
+from emu.model.objects import Meta, PodSpec, PodView
 from emu.model.services import (
     CONTROLLER_NAME,
     MANAGED_BY_LABEL,
@@ -25,20 +24,6 @@ from emu.model.services import (
 
 MAX_ENDPOINTS = 100
 ZONE_LABEL = "topology.kubernetes.io/zone"
-
-
-@dataclass(frozen=True)
-class PodInfo:
-    """What the controller needs to know of a pod."""
-
-    namespace: str
-    name: str
-    labels: dict[str, str]
-    spec: PodSpec
-    ip: str
-    node: str
-    ready: bool
-    terminating: bool
 
 
 def _suffix(*parts: object) -> str:
@@ -59,12 +44,12 @@ def resolve_ports(svc: Service, spec: PodSpec) -> tuple[EndpointPort, ...] | Non
     return tuple(out)
 
 
-def slices_for(svc: Service, pods: list[PodInfo], node_zones: dict[str, str]) -> list[EndpointSlice]:
+def slices_for(svc: Service, pods: list[PodView], node_zones: dict[str, str]) -> list[EndpointSlice]:
     if svc.selector is None or svc.type == "ExternalName":
         return []
     groups: dict[tuple[EndpointPort, ...], list[Endpoint]] = {}
     for pod in sorted(pods, key=lambda p: (p.namespace, p.name)):
-        if pod.namespace != svc.meta.namespace or not pod.ip:
+        if pod.namespace != svc.meta.namespace or not pod.ip or pod.spec is None:
             continue
         if any(pod.labels.get(k) != v for k, v in svc.selector.items()):
             continue

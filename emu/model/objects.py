@@ -72,6 +72,24 @@ class PodSpec:
 
 
 @dataclass(frozen=True)
+class PodView:
+    """A running pod as controllers, the proxy and the policy engine see it."""
+
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    ip: str
+    node: str = ""
+    spec: PodSpec | None = None
+    ready: bool = True
+    terminating: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
 class Namespace:
     meta: Meta
 

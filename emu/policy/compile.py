@@ -15,8 +15,9 @@ import ipaddress
 import itertools
 from dataclasses import dataclass, field
 
+from emu.model.objects import PodView
 from emu.model.policy import NetworkPolicy, Peer, PolicyPort, PolicyRule
-from emu.policy.oracle import Endpoint, PodRef, View, peer_matches
+from emu.policy.oracle import Endpoint, View, peer_matches
 
 TABLE = "kemu-policy"
 PROTOS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
@@ -26,7 +27,7 @@ PROTOS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 class NodePolicyInput:
     node: str
     node_addrs: tuple[str, ...]  # its own addresses (eth0, the bridge): always allowed in
-    pods: tuple[PodRef, ...]  # every running pod of the cluster
+    pods: tuple[PodView, ...]  # every running pod of the cluster
 
 
 def _h(*parts: str) -> str:
@@ -46,8 +47,8 @@ def _ranges(peer: Peer) -> list[str]:
 class PodIndex:
     """Pods by namespace and by label, so a selector looks at its candidates only."""
 
-    def __init__(self, pods: tuple[PodRef, ...]) -> None:
-        self.by_ns: dict[str, list[PodRef]] = {}
+    def __init__(self, pods: tuple[PodView, ...]) -> None:
+        self.by_ns: dict[str, list[PodView]] = {}
         self.by_label: dict[tuple[str, str], set[str]] = {}
         for p in pods:
             if not p.ip:
@@ -56,7 +57,7 @@ class PodIndex:
             for kv in p.labels.items():
                 self.by_label.setdefault(kv, set()).add(p.key)
 
-    def matching(self, peer: Peer, policy_ns: str, view: View) -> list[PodRef]:
+    def matching(self, peer: Peer, policy_ns: str, view: View) -> list[PodView]:
         if peer.namespace_selector is None:
             namespaces = [policy_ns]
         else:
@@ -86,7 +87,23 @@ def _peer_addrs(rule: PolicyRule, ns: str, view: View, index: PodIndex) -> list[
     return sorted(out)
 
 
-def _ports_for(pp: PolicyPort, pod: PodRef | None) -> list[str]:
+def _egress_targets(rule: PolicyRule, ns: str, view: View, index: PodIndex, pods: tuple[PodView, ...]) -> list[str]:
+    """`cidr . proto . ports` an egress rule with ports allows. Numeric ports apply to
+    address ranges; named ports resolve on each destination pod the peers cover."""
+    numeric = [pp for pp in rule.ports if not isinstance(pp.port, str)]
+    named = [pp for pp in rule.ports if isinstance(pp.port, str)]
+    blocks = [peer for peer in rule.peers if peer.ip_block is not None]
+    nets = ["0.0.0.0/0"] if not rule.peers else [n for peer in blocks for n in _ranges(peer)]
+    dst = {f"{n} . {pe}" for n in nets for pp in numeric for pe in _ports_for(pp, None)}
+    selected = [p for peer in rule.peers if peer.ip_block is None for p in index.matching(peer, ns, view)]
+    dst |= {f"{p.ip}/32 . {pe}" for p in selected for pp in rule.ports for pe in _ports_for(pp, p)}
+    if named:
+        covered = [p for p in pods if p.ip and (not rule.peers or any(peer_matches(b, ns, Endpoint(p.ip, p), view) for b in blocks))]
+        dst |= {f"{p.ip}/32 . {pe}" for p in covered for pp in named for pe in _ports_for(pp, p)}
+    return sorted(dst)
+
+
+def _ports_for(pp: PolicyPort, pod: PodView | None) -> list[str]:
     """`proto . port-or-range` elements of one policy port for one destination."""
     proto = PROTOS[pp.protocol]
     if pp.port is None:
@@ -198,13 +215,11 @@ def compile_ruleset(view: View, inp: NodePolicyInput, cache: dict[tuple[str, str
     """`cache` (shared across the nodes of one sync) keeps each rule's peer addresses,
     which do not depend on the node."""
     cache = {} if cache is None else cache
-    index: PodIndex | None = None
+    index = PodIndex(inp.pods)
 
     def peers(pol: NetworkPolicy, direction: str, i: int, rule: PolicyRule) -> list[str]:
-        nonlocal index
         key = (pol.key, direction, i)
         if key not in cache:
-            index = index or PodIndex(inp.pods)
             cache[key] = _peer_addrs(rule, pol.meta.namespace, view, index)
         return cache[key]
 
@@ -235,24 +250,7 @@ def compile_ruleset(view: View, inp: NodePolicyInput, cache: dict[tuple[str, str
                 if not rule.ports:
                     _add_rule(egress, name, src, peers(pol, "eg", i, rule), True)
                     continue
-                dst: set[str] = set()
-                for peer in rule.peers or (Peer(ip_block=None),):
-                    if not rule.peers or peer.ip_block is not None:
-                        nets = ["0.0.0.0/0"] if not rule.peers else _ranges(peer)
-                        dst.update(
-                            f"{n} . {pe}" for n in nets for pp in rule.ports if not isinstance(pp.port, str) for pe in _ports_for(pp, None)
-                        )
-                        # Named ports resolve on destination pods, wherever the peer allows.
-                        named = [pp for pp in rule.ports if isinstance(pp.port, str)]
-                        if named:
-                            for p in inp.pods:
-                                if p.ip and (not rule.peers or peer_matches(peer, pol.meta.namespace, Endpoint(p.ip, p), view)):
-                                    dst.update(f"{p.ip}/32 . {pe}" for pp in named for pe in _ports_for(pp, p))
-                    else:
-                        for p in inp.pods:
-                            if p.ip and peer_matches(peer, pol.meta.namespace, Endpoint(p.ip, p), view):
-                                dst.update(f"{p.ip}/32 . {pe}" for pp in rule.ports for pe in _ports_for(pp, p))
-                _add_rule(egress, name, src, sorted(dst), False)
+                _add_rule(egress, name, src, _egress_targets(rule, pol.meta.namespace, view, index, inp.pods), False)
     sets: dict[str, tuple[str, tuple[str, ...]]] = {
         "ingress-isolated": ("ipv4_addr", tuple(sorted(in_isolated))),
         "egress-isolated": ("ipv4_addr", tuple(sorted(eg_isolated))),

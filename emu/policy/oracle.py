@@ -19,22 +19,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from emu.model.objects import PodSpec
+from emu.model.objects import PodView
 from emu.model.policy import NetworkPolicy, Peer, PolicyPort
-
-
-@dataclass(frozen=True)
-class PodRef:
-    namespace: str
-    name: str
-    labels: dict[str, str]
-    ip: str
-    node: str = ""
-    spec: PodSpec | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -42,7 +28,7 @@ class Endpoint:
     """One end of a connection: a pod, or just an address (node, external host)."""
 
     ip: str
-    pod: PodRef | None = None
+    pod: PodView | None = None
 
     def __str__(self) -> str:
         return self.pod.key if self.pod else self.ip
@@ -140,13 +126,13 @@ def port_matches(pp: PolicyPort, port: int, protocol: str, dst: Endpoint) -> boo
     return pp.port == port
 
 
-def _selecting(view: View, pod: PodRef, ptype: str) -> list[NetworkPolicy]:
+def _selecting(view: View, pod: PodView, ptype: str) -> list[NetworkPolicy]:
     return [
         p for p in view.policies if p.meta.namespace == pod.namespace and ptype in p.policy_types and p.pod_selector.matches(pod.labels)
     ]
 
 
-def _side(view: View, direction: str, subject: PodRef, peer: Endpoint, dst: Endpoint, port: int, protocol: str) -> Side:
+def _side(view: View, direction: str, subject: PodView, peer: Endpoint, dst: Endpoint, port: int, protocol: str) -> Side:
     """Isolation of `subject` in one direction, and the rules that let `peer` through."""
     pols = _selecting(view, subject, direction.capitalize())
     allowed = tuple(

@@ -88,7 +88,9 @@ def _udp_targets(sp: ServicePortPlan) -> set[tuple[str, int]]:
 def flush_stale_udp(netns_name: str, old: ProxyPlan | None, new: ProxyPlan) -> None:
     """UDP conntrack entries outlive endpoint changes: clients would keep sending to a gone
     endpoint, or to a Service that had none (kube-proxy's conntrack cleanup)."""
-    before = old.by_id() if old else {}
+    if old is None:
+        return  # the first sync of a node: its namespace is new, its conntrack table empty
+    before = old.by_id()
     for sp in new.services:
         if sp.protocol != "udp":
             continue

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from emu.config.loader import Collector, parse_manifest_docs
-from emu.controllers.endpointslices import PodInfo, slices_for
+from emu.controllers.endpointslices import slices_for
 from emu.controllers.service_alloc import allocate
-from emu.model.objects import ClusterSpec, Container, ContainerPort, NodeDecl, PodSpec
+from emu.model.objects import ClusterSpec, Container, ContainerPort, NodeDecl, PodSpec, PodView
 from emu.proxy.plan import ProxyPlan, compile_plan
 
 SPEC = ClusterSpec("t", nodes=(NodeDecl("n1"), NodeDecl("n2")))
@@ -13,8 +13,8 @@ NODE_IPS = {"n1": "172.30.0.2", "n2": "172.30.0.3"}
 PORTS = (ContainerPort(8080, "TCP", "http"), ContainerPort(5353, "UDP", "dns"))
 
 
-def _pod(name: str, ip: str, node: str, app: str, ready: bool = True, terminating: bool = False) -> PodInfo:
-    return PodInfo("default", name, {"app": app}, PodSpec((Container("c", ports=PORTS),)), ip, node, ready, terminating)
+def _pod(name: str, ip: str, node: str, app: str, ready: bool = True, terminating: bool = False) -> PodView:
+    return PodView("default", name, {"app": app}, ip, node, PodSpec((Container("c", ports=PORTS),)), ready, terminating)
 
 
 PODS = [

@@ -9,8 +9,8 @@ import pytest
 
 from emu.config.loader import Collector, parse_manifest_docs
 from emu.errors import ValidationError
-from emu.model.objects import Container, ContainerPort, PodSpec
-from emu.policy.oracle import Endpoint, PodRef, View, decide
+from emu.model.objects import Container, ContainerPort, PodSpec, PodView
+from emu.policy.oracle import Endpoint, View, decide
 
 pytestmark = pytest.mark.unit
 
@@ -18,7 +18,7 @@ SPEC = PodSpec(
     tuple(Container(f"c{p}{pr}", ports=(ContainerPort(p, pr, f"serve-{p}-{pr.lower()}"),)) for p in (80, 81) for pr in ("TCP", "UDP"))
 )
 PODS = {
-    f"{ns}/{n}": PodRef(ns, n, {"pod": n}, f"10.244.{i}.{j + 2}", f"node-{i + 1}", SPEC)
+    f"{ns}/{n}": PodView(ns, n, {"pod": n}, f"10.244.{i}.{j + 2}", f"node-{i + 1}", SPEC)
     for i, ns in enumerate("xyz")
     for j, n in enumerate("abc")
 }

@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 
 from emu.config.loader import Collector, parse_manifest_docs
-from emu.controllers.endpointslices import PodInfo, slices_for
+from emu.controllers.endpointslices import slices_for
 from emu.controllers.lb_pool import pool_addresses
 from emu.controllers.service_alloc import allocate
 from emu.errors import ValidationError
-from emu.model.objects import ClusterSpec, Container, ContainerPort, NodeDecl, PodSpec
+from emu.model.objects import ClusterSpec, Container, ContainerPort, NodeDecl, PodSpec, PodView
 from emu.model.services import Service, ServiceStatus
 
 pytestmark = pytest.mark.unit
@@ -98,9 +98,9 @@ def test_service_validation(spec: dict, message: str) -> None:  # type: ignore[t
 
 def pod(
     name: str, ip: str, node: str, ready: bool = True, terminating: bool = False, port: int = 8080, labels: dict | None = None
-) -> PodInfo:  # type: ignore[type-arg]
+) -> PodView:  # type: ignore[type-arg]
     spec = PodSpec((Container("c", ports=(ContainerPort(port, "TCP", "http"),)),))
-    return PodInfo("default", name, labels or {"app": "web"}, spec, ip, node, ready, terminating)
+    return PodView("default", name, labels or {"app": "web"}, ip, node, spec, ready, terminating)
 
 
 def test_endpoint_slices() -> None:
