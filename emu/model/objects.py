@@ -24,16 +24,22 @@ class ContainerPort:
     container_port: int
     protocol: str = "TCP"
     name: str = ""
+    host_port: int = 0  # hostPort: DNAT on the node, as the CNI portmap plugin does
+    host_ip: str = ""
 
 
 @dataclass(frozen=True)
 class Probe:
     """A readinessProbe: exactly one of http_path/tcp/exec_command is the handler."""
 
-    handler: str  # "httpGet" | "tcpSocket" | "exec"
+    handler: str  # "httpGet" | "tcpSocket" | "exec" | "grpc"
     port: int | str = 0  # number or a container port's name
     path: str = "/"
     command: tuple[str, ...] = ()
+    grpc_service: str = ""
+    host: str = ""
+    scheme: str = "HTTP"
+    headers: tuple[tuple[str, str], ...] = ()
     initial_delay_seconds: int = 0
     period_seconds: int = 10
     timeout_seconds: int = 1
@@ -49,6 +55,54 @@ class Container:
     args: tuple[str, ...] = ()
     readiness_probe: Probe | None = None
     shutdown_delay: int = 0  # agnhost netexec --delay-shutdown: serve this long after SIGTERM
+    image: str = ""
+    liveness_probe: Probe | None = None
+    startup_probe: Probe | None = None
+    working_dir: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)  # as written (env, envFrom: resolved at start)
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"  # NoSchedule | PreferNoSchedule | NoExecute
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str = ""  # "" with operator Exists: tolerates everything
+    operator: str = "Equal"  # Equal | Exists
+    value: str = ""
+    effect: str = ""  # "": every effect
+
+    def tolerates(self, t: Taint) -> bool:
+        """core/v1 helper ToleratesTaint."""
+        if self.effect and self.effect != t.effect:
+            return False
+        if self.key and self.key != t.key:
+            return False
+        if self.operator == "Exists":
+            return True
+        return self.value == t.value
+
+
+@dataclass(frozen=True)
+class NodeSelectorRequirement:
+    key: str
+    operator: str  # In | NotIn | Exists | DoesNotExist | Gt | Lt
+    values: tuple[str, ...] = ()
+    field: bool = False  # a matchFields entry (metadata.name) rather than a label
+
+
+@dataclass(frozen=True)
+class PodAffinityTerm:
+    """A required (anti-)affinity term: pods matching `selector` in `namespaces`."""
+
+    selector: LabelSelector
+    topology_key: str
+    namespaces: tuple[str, ...] = ()  # () with no namespace_selector: the pod's own namespace
+    namespace_selector: LabelSelector | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +111,19 @@ class PodSpec:
     node_name: str = ""
     node_selector: dict[str, str] = field(default_factory=dict)
     termination_grace_period: int = 30  # seconds, the API server's default
+    init_containers: tuple[Container, ...] = ()
+    host_network: bool = False
+    restart_policy: str = "Always"
+    hostname: str = ""
+    subdomain: str = ""
+    dns_policy: str = "ClusterFirst"
+    service_account_name: str = ""
+    tolerations: tuple[Toleration, ...] = ()
+    # requiredDuringSchedulingIgnoredDuringExecution: OR of terms, each an AND.
+    node_affinity: tuple[tuple[NodeSelectorRequirement, ...], ...] = ()
+    pod_affinity: tuple[PodAffinityTerm, ...] = ()
+    pod_anti_affinity: tuple[PodAffinityTerm, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)  # the spec as written (round trips in `get -o yaml`)
 
     def served_ports(self) -> list[ContainerPort]:
         return [p for c in self.containers for p in c.ports]
@@ -98,7 +165,7 @@ class Namespace:
 class Pod:
     meta: Meta
     spec: PodSpec
-    owner: str = ""  # name of the owning Deployment, if any
+    owner: str = ""  # the controlling object, "Kind/name" (same namespace), if any
 
     @property
     def key(self) -> str:
@@ -106,16 +173,62 @@ class Pod:
 
 
 @dataclass(frozen=True)
-class Deployment:
+class RollingUpdate:
+    """A Deployment's (or DaemonSet's) strategy; int or "25%" as the API takes them."""
+
+    type: str = "RollingUpdate"  # RollingUpdate | Recreate (OnDelete for DaemonSet/StatefulSet)
+    max_surge: int | str = "25%"
+    max_unavailable: int | str = "25%"
+    partition: int = 0  # StatefulSet
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A pod controller: Deployment, ReplicaSet, StatefulSet, DaemonSet or Job."""
+
+    kind: str
     meta: Meta
     replicas: int
     selector: LabelSelector
     template_labels: dict[str, str]
     template_spec: PodSpec
+    template_annotations: dict[str, str] = field(default_factory=dict)
+    strategy: RollingUpdate = RollingUpdate()
+    min_ready_seconds: int = 0
+    service_name: str = ""  # StatefulSet: its headless Service (pod DNS names)
+    pod_management_policy: str = "OrderedReady"  # StatefulSet
+    completions: int | None = None  # Job; None: done when one pod succeeds (work queue)
+    parallelism: int = 1  # Job
+    backoff_limit: int = 6  # Job
+    owner: str = ""  # a ReplicaSet's Deployment ("Deployment/name")
+    raw: dict[str, Any] = field(default_factory=dict)  # the object as written
 
     @property
     def key(self) -> str:
         return f"{self.meta.namespace}/{self.meta.name}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.meta.name}"
+
+
+# The name the first version used for what is now one kind among several.
+Deployment = Workload
+
+
+@dataclass(frozen=True)
+class Unstructured:
+    """Any other kind: stored as written, served back by `get`, no effect on the network
+    (ConfigMap and Secret data feed env/envFrom)."""
+
+    kind: str
+    api_version: str
+    meta: Meta
+    raw: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.meta.namespace}/{self.meta.name}" if self.meta.namespace else self.meta.name
 
 
 @dataclass(frozen=True)
@@ -124,6 +237,7 @@ class NodeDecl:
 
     name: str
     labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,10 +265,11 @@ class Manifests:
 
     namespaces: tuple[Namespace, ...] = ()
     pods: tuple[Pod, ...] = ()
-    deployments: tuple[Deployment, ...] = ()
+    workloads: tuple[Workload, ...] = ()  # Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs
     services: tuple[Any, ...] = ()  # emu.model.services.Service
     endpoint_slices: tuple[Any, ...] = ()  # manual ones, for selector-less Services
     network_policies: tuple[Any, ...] = ()  # emu.model.policy.NetworkPolicy
+    others: tuple[Unstructured, ...] = ()  # every other kind, stored as written
 
 
 @dataclass(frozen=True)
