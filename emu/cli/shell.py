@@ -107,6 +107,9 @@ class KemuCLI(CLI):  # type: ignore[misc]
             return
         t = self.mn[first]
         cmd = substitute(args, self.mn)
+        # The child writes straight to fd 1: what this process printed before must be out
+        # first (stdout is block-buffered when it is a pipe, as under `kemu up --script`).
+        sys.stdout.flush()
         rc = subprocess.call([sys.executable, "-m", "emu.dataplane.enter", t.netns, t.hostname, "--", "sh", "-c", cmd])
         if rc:
             print(f"*** exit status {rc}")

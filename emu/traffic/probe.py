@@ -10,6 +10,8 @@ the `hostname` datagram gets a reply.
 from __future__ import annotations
 
 import asyncio
+import errno
+import itertools
 import socket
 from dataclasses import dataclass
 
@@ -74,10 +76,29 @@ async def _tcp(fd: int, ip: str, port: int, timeout: float) -> tuple[bool, str]:
         s.close()
 
 
+# UDP probe source ports, handed out in turn: a UDP conntrack entry lives on for 30 s after
+# its reply, and the policy engine lets established flows through, so a probe that reused
+# an earlier probe's 5-tuple (the kernel picks ephemeral ports at random) would pass on a
+# flow a new NetworkPolicy now denies. 20,000 ports in turn come back after minutes.
+_UDP_PORTS = itertools.cycle(range(40000, 60000))
+
+
+def _bind_fresh_port(s: socket.socket) -> None:
+    for _ in range(20):
+        try:
+            s.bind(("0.0.0.0", next(_UDP_PORTS)))
+            return
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+    s.bind(("0.0.0.0", 0))
+
+
 async def _udp(fd: int, ip: str, port: int, timeout: float) -> tuple[bool, str]:
     loop = asyncio.get_running_loop()
     s = _socket_in(fd, socket.SOCK_DGRAM)
     try:
+        _bind_fresh_port(s)
         async with asyncio.timeout(timeout):
             await loop.sock_connect(s, (ip, port))
             await loop.sock_sendall(s, b"hostname")
