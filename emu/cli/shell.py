@@ -22,7 +22,7 @@ from emu.cli.output import render
 from emu.cluster import views
 from emu.cluster.probing import probe_cluster
 from emu.cluster.runtime import Cluster
-from emu.cluster.store import canonical_kind
+from emu.config.registry import canonical_kind
 from emu.errors import KemuError
 from emu.traffic.probe import table
 

@@ -3,7 +3,7 @@ start-up and for every later change (apply, delete, label)."""
 
 from __future__ import annotations
 
-import asyncio
+import copy
 import dataclasses
 import logging
 import os
@@ -11,52 +11,30 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
+from emu.cluster.kubelet import Kubelet, PodState
 from emu.cluster.policies import PolicyPlane, make_view
 from emu.cluster.services import ServicePlane
 from emu.cluster.store import Changes, Store
-from emu.config.loader import ParsedManifests, check_against_cluster
+from emu.config.kinds import typed_kinds
+from emu.config.loader import ParsedManifests, check_against_cluster, manifests_of
+from emu.controllers import scheduler
 from emu.controllers.ipam import PodIPAllocator, plan_addresses
-from emu.controllers.scheduler import choose_node
-from emu.dataplane import names
+from emu.dataplane import hostports, names
 from emu.dataplane.cleanup import clean_cluster
 from emu.dataplane.cni import plugin_for
 from emu.dataplane.network import Network
 from emu.dataplane.ownership import ProcRef, Record
-from emu.errors import KemuError
-from emu.model.objects import ClusterConfig, Manifests, Pod, PodView
+from emu.errors import KemuError, NotFoundError
+from emu.model.objects import ClusterConfig, ObservedPod, PodView, Workload
 from emu.policy.oracle import View
 from emu.workloads import processes
-from emu.workloads.netexec import NetexecServer, open_sockets_here
-from emu.workloads.readiness import run_probe
+from emu.workloads.netexec import NetexecServer
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class PodState:
-    """Status of one pod as the kubelet would report it."""
-
-    pod: Pod
-    node: str = ""
-    ip: str = ""
-    netns: str = ""
-    phase: str = "Pending"
-    ready: dict[str, bool] = field(default_factory=dict)  # container → ready
-    started: float = 0.0
-    procs: list[processes.Process] = field(default_factory=list)
-    probes: list[Future[Any]] = field(default_factory=list)
-    terminating: bool = False
-    finalizer: threading.Thread | None = None
-
-    @property
-    def is_ready(self) -> bool:
-        return self.phase == "Running" and all(self.ready.values())
 
 
 class Cluster:
@@ -67,25 +45,29 @@ class Cluster:
         self.progress = progress or (lambda phase, done, total: None)
         self.plan = plan_addresses(self.spec)
         self.alloc = PodIPAllocator(self.plan)
-        self.store = Store(self.spec)
+        self.store = Store(self.spec, started=time.time())
         self.record = Record(self.name)
         self.record.data["marker"] = f"kemu:{self.name}:{uuid.uuid4().hex[:12]}"
         self.record.data["source"] = config.source
         self.network = Network(self.name, self.plan, plugin_for(self.spec.cni), self.spec.pod_cidr, self.record)
         self.server = NetexecServer()
-        self.pods: dict[str, PodState] = {}
         self.lock = threading.RLock()  # one change at a time, as one API server write
-        self._status = threading.Condition()
         self.started = time.time()
         self.log_dir = os.path.join(self.record.dir, "logs")
         self._up = False
         self._down_done = False
         self.services: ServicePlane | None = None
         self.policies: PolicyPlane | None = None
-        # Readiness flips on the workload loop; a worker re-syncs Services after them.
+        self.hostports: hostports.HostPorts | None = None
+        self._stop_after_sync: list[str] = []  # pods deleted with nothing to wait for
+        # Status changes (readiness, exits) come from other threads; a worker re-syncs
+        # controllers, Services and policies after them.
         self._dirty = threading.Event()
         self._stopping = False
         self._sync_thread = threading.Thread(target=self._sync_loop, name="kemu-sync", daemon=True)
+        self.kubelet = Kubelet(self.name, self.network, self.server, self.record, self.log_dir, self.lock, self._dirty.set, self._env_data)
+        self.pods = self.kubelet.pods
+        self._status = self.kubelet.status
 
     # --- life cycle --------------------------------------------------------------------
 
@@ -101,14 +83,17 @@ class Cluster:
                 self.plan, self.network.nodes, self.spec.proxy, self.spec.pod_cidr, self.spec.service_cidr, self.server.loop
             )
             self.policies = PolicyPlane(self.plan, self.network.nodes, self.spec.network_policy)
+            self.hostports = hostports.HostPorts(self.plan, self.network.nodes)
             m = self.config.manifests
             order: list[tuple[str, Any]] = [(f"Namespace/{n.meta.name}", n) for n in m.namespaces]
-            order += [
-                (f"{type(o).__name__}/{o.key}", o) for o in (*m.pods, *m.deployments, *m.services, *m.endpoint_slices, *m.network_policies)
-            ]
+            order += [(f"Pod/{o.key}", o) for o in m.pods]
+            order += [(f"{o.kind}/{o.key}", o) for o in m.workloads]
+            order += [(f"{type(o).__name__}/{o.key}", o) for o in (*m.services, *m.endpoint_slices, *m.network_policies)]
+            order += [(f"{o.kind}/{o.key}", o) for o in m.others]
             with self.lock:
                 self._up = True
-                self._realise(self.store.apply(ParsedManifests(m, {}, order)))
+                self._realise(self.store.apply(ParsedManifests(manifests_of(order), {}, order), now=time.time()))
+            self.kubelet.start_monitor()
             self._sync_thread.start()
         except BaseException:
             log.error("bring-up failed; unwinding")
@@ -131,26 +116,21 @@ class Cluster:
         self.record.create()
         os.makedirs(self.log_dir, exist_ok=True)
 
-    def set_daemon(self, pid: int) -> None:
-        ref = ProcRef.of(pid)
-        if ref:
-            self.record.update(daemon=dataclasses.asdict(ref))
-
     def down(self) -> None:
         """Take everything down; once only (a second call must not touch a new cluster
         that took the same name meanwhile)."""
         self._stopping = True
         self._dirty.set()
+        self.kubelet.close()
         with self.lock:
             if self._down_done:
                 return
             self._down_done = True
             self._up = False
             errors: list[str] = []
-            if self.services is not None:
-                self.services.close()
-            if self.policies is not None:
-                self.policies.close()
+            for plane in (self.services, self.policies, self.hostports):
+                if plane is not None:
+                    plane.close()
             for key in list(self.pods):
                 try:
                     self._stop_pod(key, whole_cluster=True)
@@ -174,15 +154,17 @@ class Cluster:
 
     def apply(self, parsed: ParsedManifests) -> Changes:
         with self.lock:
-            merged = _merge(self.store.manifests(), parsed.manifests)
-            check_against_cluster(self.spec, merged, parsed)
-            changes = self.store.apply(parsed)
-            self._realise(changes)
-            return changes
+            check_against_cluster(self.spec, list(self.store.namespaces.values()), parsed)
+            return self._apply_locked(parsed)
+
+    def _apply_locked(self, parsed: ParsedManifests) -> Changes:
+        changes = self.store.apply(parsed, now=time.time())
+        self._realise(changes)
+        return changes
 
     def delete(self, kind: str, namespace: str, name: str, grace: int | None = None, wait: bool = True) -> Changes:
         with self.lock:
-            changes = self.store.delete(kind, namespace, name)
+            changes = self.store.delete(kind, namespace, name, now=time.time())
             self._realise(changes, grace)
             gone = {p.key for p in changes.delete}
             finalizers = [st.finalizer for k, st in self.pods.items() if k in gone and st.finalizer is not None]
@@ -194,40 +176,80 @@ class Cluster:
 
     def label(self, kind: str, namespace: str, name: str, set_: dict[str, str], remove: list[str], overwrite: bool) -> None:
         with self.lock:
-            self.store.label(kind, namespace, name, set_, remove, overwrite)
+            self.store.label(kind, namespace, name, set_, remove, overwrite, now=time.time())
             for key, st in self.pods.items():
                 if key in self.store.pods:
                     st.pod = self.store.pods[key]
             self._sync_services()
+
+    def scale(self, kind: str, namespace: str, name: str, replicas: int) -> Changes:
+        with self.lock:
+            changes = self.store.scale(kind, namespace, name, replicas, now=time.time())
+            self._realise(changes)
+            return changes
+
+    def restart(self, kind: str, namespace: str, name: str) -> Changes:
+        """`kubectl rollout restart`: a new template annotation, so the controller rolls
+        every pod over (as kubectl does it, through the pod template)."""
+        with self.lock:
+            w = self.store.get(kind, namespace, name)
+            if w is None or not isinstance(w, Workload) or w.kind not in ("Deployment", "StatefulSet", "DaemonSet"):
+                raise NotFoundError(f'{kind.lower()}s "{name}" not found (rollout restart takes deployments, statefulsets, daemonsets)')
+            raw = copy.deepcopy(w.raw)
+            tmeta = raw["spec"]["template"].setdefault("metadata", {})
+            annotations = tmeta.get("annotations") or {}
+            tmeta["annotations"] = {**annotations, "kubectl.kubernetes.io/restartedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            obj = typed_kinds()[kind].build(raw)
+            key = f"{kind}/{namespace}/{name}"
+            return self._apply_locked(ParsedManifests(manifests_of([(key, obj)]), {}, [(key, obj)]))
 
     def _realise(self, changes: Changes, grace: int | None = None) -> None:
         for pod in changes.delete:
             self._terminate(pod.key, grace)
         for pod in changes.create:
             old = self.pods.get(pod.key)
-            if old is not None and old.terminating:
-                self._stop_pod(pod.key)  # a new pod takes the name: finish the old one now
+            if old is not None:
+                self._stop_pod(pod.key)  # a new pod takes the name (a StatefulSet's): finish the old one now
             self.pods[pod.key] = PodState(pod)
         pending = [st for st in self.pods.values() if st.phase == "Pending" and not st.node]
         self._schedule(pending)
         todo = [st for st in pending if st.node]
-        self.record.add_netns([names.pod_ns(self.name, st.pod.meta.namespace, st.pod.meta.name) for st in todo])
+        self.record.add_netns([names.pod_ns(self.name, st.pod.meta.namespace, st.pod.meta.name) for st in todo if not st.host_network])
         for i, st in enumerate(todo):
-            self._start_pod(st)
+            self.kubelet.start(st)
             self.progress("pods", i + 1, len(todo))
-        self._write_pod_record()
         self._sync_services()
+        for key in self._stop_after_sync:
+            self._stop_pod(key)
+        if self._stop_after_sync:
+            self._stop_after_sync.clear()
+            self._sync_services()
+            self._dirty.set()  # gone now: controllers may replace them (a StatefulSet's, by name)
+        self._write_pod_record()
 
-    # --- Services ----------------------------------------------------------------------
+    # --- the sync: controllers, Services, policies -----------------------------------------
+
+    def _observed(self) -> dict[str, ObservedPod]:
+        now = time.time()
+        with self._status:
+            for st in self.pods.values():
+                st.ready_since = (st.ready_since or now) if st.is_ready else 0.0
+            return {
+                k: ObservedPod(st.pod, st.phase, st.is_ready, st.terminating, st.node, st.restarts, st.ready_since)
+                for k, st in self.pods.items()
+            }
 
     def _sync_services(self) -> None:
-        """EndpointSlices, proxies, LB announcements, health checks: from the current state."""
+        """EndpointSlices, proxies, LB announcements, health checks, host ports, policies:
+        from the current state."""
         if self.services is None or not self._up:
             return
         pods = self.pod_views()
         self.services.sync(self.store.services, self.store.service_status, self.store.endpoint_slices, pods)
         if self.policies is not None:
             self.policies.sync(self.policy_view(), pods)
+        if self.hostports is not None:
+            self.hostports.sync(pods)
 
     def policy_view(self) -> View:
         return make_view(self.plan, self.store.namespaces, self.store.network_policies)
@@ -251,69 +273,52 @@ class Cluster:
             self._dirty.clear()
             with self.lock:
                 try:
-                    self._sync_services()
+                    # Controllers first (a pod turned ready lets a rollout take its next
+                    # step), then the planes from the new state.
+                    self._realise(self.store.reconcile(self._observed(), time.time()))
                 except Exception:
-                    log.exception("service sync failed")
+                    log.exception("sync failed")
 
     def _schedule(self, pending: list[PodState]) -> None:
+        if not pending:
+            return
+        capacity = {n.name: self.alloc.capacity_left(n.name) for n in self.plan.nodes}
         load: dict[str, int] = {}
         for st in self.pods.values():
             if st.node:
                 load[st.node] = load.get(st.node, 0) + 1
-        capacity = {n.name: self.alloc.capacity_left(n.name) for n in self.plan.nodes}
+        ns_labels = {n: dict(x.meta.labels) for n, x in self.store.namespaces.items()}
+        placed = [scheduler.placed_pod(st.pod, st.node) for st in self.pods.values() if st.node]
+        s = scheduler.Scheduler(scheduler.node_infos(self.store.nodes, capacity, load), placed, ns_labels)
         for st in pending:
-            node = choose_node(st.pod.spec, self.plan.nodes, load, capacity)
+            node = s.schedule(st.pod)
             if node is None:
-                log.warning("pod %s is Pending: no node fits (nodeName/nodeSelector/capacity)", st.pod.key)
+                st.unschedulable = s.reason(st.pod)
+                log.warning("pod %s is Pending: %s", st.pod.key, st.unschedulable)
                 continue
-            ip = self.alloc.allocate(node)
-            assert ip is not None
-            st.node, st.ip = node, ip
-            load[node] = load.get(node, 0) + 1
-            capacity[node] -= 1
+            if st.pod.spec.host_network:
+                ip = self.plan.node(node).ip  # the node's own address; no pod IP used
+            else:
+                got = self.alloc.allocate(node)
+                assert got is not None  # the scheduler counted free addresses
+                ip = got
+            st.node, st.ip, st.unschedulable = node, ip, ""
 
     # --- one pod -------------------------------------------------------------------------
 
-    def _start_pod(self, st: PodState) -> None:
-        pod = st.pod
-        runnable = {c.name: processes.runnable_argv(c) for c in pod.spec.containers}
-        served = [p for c in pod.spec.containers if runnable[c.name] is None for p in c.ports]
-        bound: list[Any] = []
+    def _env_data(self) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], dict[str, str]]]:
+        """ConfigMap and Secret data by (namespace, name), for env and envFrom."""
+        import base64
 
-        def inside() -> None:
-            bound.extend(open_sockets_here(served))
-
-        st.netns = self.network.add_pod(pod.key, st.node, st.ip, inside)
-        self.server.serve(pod.key, pod.meta.name, bound)
-        for c in pod.spec.containers:
-            argv = runnable[c.name]
-            if argv is not None:
-                logf = os.path.join(self.log_dir, f"{pod.meta.namespace}_{pod.meta.name}_{c.name}.log")
-                proc = processes.start(pod.key, c, argv, st.netns, pod.meta.name, logf)
-                self.record.add_process(proc.ref, f"{pod.key}/{c.name}")
-                st.procs.append(proc)
-            st.ready[c.name] = c.readiness_probe is None
-        st.phase, st.started = "Running", time.time()
-        node_fd = self.network.nodes[st.node].fd
-        for c in pod.spec.containers:
-            if c.readiness_probe is not None:
-                port = pod.spec.resolve_port(c.readiness_probe.port)
-                st.probes.append(
-                    asyncio.run_coroutine_threadsafe(
-                        run_probe(c.readiness_probe, port, node_fd, st.ip, st.netns, self._on_ready(st, c.name)),
-                        self.server.loop,
-                    )
-                )
-
-    def _on_ready(self, st: PodState, container: str) -> Callable[[bool], None]:
-        def changed(ready: bool) -> None:
-            with self._status:
-                st.ready[container] = ready
-                self._status.notify_all()
-            self._dirty.set()
-            log.info("pod %s container %s ready=%s", st.pod.key, container, ready)
-
-        return changed
+        cms: dict[tuple[str, str], dict[str, str]] = {}
+        secrets: dict[tuple[str, str], dict[str, str]] = {}
+        for o in self.store.list("ConfigMap", None):
+            cms[(o.meta.namespace, o.meta.name)] = {str(k): str(v) for k, v in (o.raw.get("data") or {}).items()}
+        for o in self.store.list("Secret", None):
+            secrets[(o.meta.namespace, o.meta.name)] = {
+                str(k): base64.b64decode(str(v)).decode(errors="replace") for k, v in (o.raw.get("data") or {}).items()
+            }
+        return cms, secrets
 
     def _terminate(self, key: str, grace: int | None) -> None:
         """Delete a pod as the kubelet does: SIGTERM, keep it (terminating, still serving)
@@ -323,10 +328,16 @@ class Cluster:
             return
         period = st.pod.spec.termination_grace_period if grace is None else grace
         delay = min(max((c.shutdown_delay for c in st.pod.spec.containers), default=0), period)
-        if st.phase != "Running" or period <= 0 or not (st.procs or delay):
+        if st.phase != "Running":
             self._stop_pod(key)
             return
         st.terminating = True
+        if period <= 0 or not (st.procs or delay):
+            # Nothing to wait for; still, the proxies drop the endpoint first (the sync at
+            # the end of _realise), and only then do its sockets close: no connection is
+            # sent to a pod that is already gone.
+            self._stop_after_sync.append(key)
+            return
         processes.signal_all(st.procs)
         deadline = time.monotonic() + period
 
@@ -340,6 +351,7 @@ class Cluster:
                     self._stop_pod(key)
                     self._write_pod_record()
                     self._sync_services()
+                    self._dirty.set()  # controllers may replace it now
 
         st.finalizer = threading.Thread(target=finalize, name=f"kemu-terminate-{key}", daemon=True)
         st.finalizer.start()
@@ -348,17 +360,13 @@ class Cluster:
         st = self.pods.pop(key, None)
         if st is None:
             return
-        for f in st.probes:
-            f.cancel()
-        if st.phase == "Running":
-            self.server.stop_pod(key)
-            processes.stop(st.procs)
-            for p in st.procs:
-                self.record.remove_process(p.ref.pid)
-            ns = self.network.remove_pod(key, cut_link=not whole_cluster)
-            if ns and not whole_cluster:
-                self.record.remove_netns([ns])
-        if st.ip:
+        if st.netns:
+            self.kubelet.stop_workloads(st)
+            if not st.host_network:
+                ns = self.network.remove_pod(key, cut_link=not whole_cluster)
+                if ns and not whole_cluster:
+                    self.record.remove_netns([ns])
+        if st.ip and not st.host_network:
             self.alloc.release(st.ip)
 
     def _write_pod_record(self) -> None:
@@ -368,8 +376,9 @@ class Cluster:
                     "netns": st.netns,
                     "ip": st.ip,
                     "node": st.node,
-                    "hostname": st.pod.meta.name,
+                    "hostname": st.pod.spec.hostname or st.pod.meta.name,
                     "containers": [x.name for x in st.pod.spec.containers],
+                    "env": dict(st.env_files),
                 }
                 for k, st in self.pods.items()
                 if st.netns
@@ -379,19 +388,12 @@ class Cluster:
     # --- queries -------------------------------------------------------------------------
 
     def wait_ready(self, timeout: float) -> list[str]:
-        """Wait until every pod is Ready or the deadline passes; the unready ones."""
+        """Wait until every pod is Ready (or done, for Jobs) or the deadline passes; the others."""
         deadline = time.monotonic() + timeout
         with self._status:
             while True:
-                left = [k for k, st in self.pods.items() if not st.is_ready]
+                left = [k for k, st in self.pods.items() if not st.is_ready and st.phase not in ("Succeeded", "Failed")]
                 remaining = deadline - time.monotonic()
                 if not left or remaining <= 0:
                     return left
-                self._status.wait(remaining)
-
-
-def _merge(current: Manifests, new: Manifests) -> Manifests:
-    ns = {n.meta.name: n for n in current.namespaces} | {n.meta.name: n for n in new.namespaces}
-    pods = {p.key: p for p in current.pods} | {p.key: p for p in new.pods}
-    deps = {d.key: d for d in current.deployments} | {d.key: d for d in new.deployments}
-    return Manifests(tuple(ns.values()), tuple(pods.values()), tuple(deps.values()))
+                self._status.wait(min(remaining, 0.5))

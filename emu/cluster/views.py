@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
-from emu.cluster.runtime import Cluster, PodState
+from emu.cluster.kubelet import PodState
+from emu.cluster.runtime import Cluster
+from emu.config import registry
+from emu.config.loader import WORKLOAD_KINDS
 from emu.controllers.service_alloc import port_key
-from emu.model.objects import Container, Deployment, Namespace
+from emu.model.objects import Container, Namespace, Unstructured, Workload
 from emu.model.policy import NetworkPolicy, Peer, PolicyRule
 from emu.model.selectors import LabelSelector
 from emu.model.services import EndpointSlice, Service, ServiceStatus
@@ -49,32 +53,72 @@ def _selector(s: LabelSelector) -> dict[str, Any]:
     return out
 
 
+def _meta(meta: Any, created: float | None = None, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": meta.name}
+    if meta.namespace:
+        out["namespace"] = meta.namespace
+    if meta.labels:
+        out["labels"] = dict(meta.labels)
+    if meta.annotations:
+        out["annotations"] = dict(meta.annotations)
+    if created:
+        out["creationTimestamp"] = _ts(created)
+    out.update(extra)
+    return out
+
+
+def _container_status(st: PodState, name: str, init: bool) -> dict[str, Any]:
+    cs = st.containers.get(name)
+    out: dict[str, Any] = {"name": name, "ready": bool(st.ready.get(name)) if not init else bool(cs and cs.exit_code == 0)}
+    if cs is None:
+        return {**out, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}
+    out["restartCount"] = cs.restarts
+    if cs.state == "running":
+        out["state"] = {"running": {"startedAt": _ts(cs.started_at or st.started)}}
+    elif cs.state == "terminated":
+        out["state"] = {"terminated": {"exitCode": cs.exit_code or 0, "reason": cs.reason}}
+    else:
+        out["state"] = {"waiting": {"reason": cs.reason or "ContainerCreating"}}
+    if not init:
+        out["started"] = cs.state == "running" and cs.started
+    return out
+
+
 def pod_view(c: Cluster, st: PodState) -> dict[str, Any]:
     pod = st.pod
-    meta: dict[str, Any] = {"name": pod.meta.name, "namespace": pod.meta.namespace, "labels": dict(pod.meta.labels)}
+    extra: dict[str, Any] = {}
     if pod.owner:
-        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": pod.owner, "controller": True}]
+        kind, _, owner = pod.owner.partition("/")
+        api = registry.info(kind).api_version if registry.info(kind) else "apps/v1"
+        extra["ownerReferences"] = [{"apiVersion": api, "kind": kind, "name": owner, "controller": True, "blockOwnerDeletion": True}]
+    if st.terminating:
+        extra["deletionTimestamp"] = _ts(time.time())
+    meta = _meta(pod.meta, c.store.created.get(("Pod", pod.key)) or st.started, **extra)
     ready = st.is_ready
     status: dict[str, Any] = {
         "phase": st.phase,
         "conditions": [
             {"type": "PodScheduled", "status": "True" if st.node else "False"},
+            {"type": "Initialized", "status": "True" if st.init_done >= len(pod.spec.init_containers) else "False"},
             {"type": "Ready", "status": "True" if ready else "False"},
             {"type": "ContainersReady", "status": "True" if ready else "False"},
         ],
-        "containerStatuses": [{"name": n, "ready": r, "started": st.phase == "Running"} for n, r in st.ready.items()],
+        "containerStatuses": [_container_status(st, x.name, False) for x in pod.spec.containers],
     }
+    if pod.spec.init_containers:
+        status["initContainerStatuses"] = [_container_status(st, x.name, True) for x in pod.spec.init_containers]
+    if not st.node:
+        status["conditions"][0]["reason"] = "Unschedulable"
     if st.ip:
         status["podIP"] = st.ip
         status["podIPs"] = [{"ip": st.ip}]
         status["hostIP"] = c.plan.node(st.node).ip
+        status["hostIPs"] = [{"ip": status["hostIP"]}]
     if st.started:
         status["startTime"] = _ts(st.started)
-    spec: dict[str, Any] = {"containers": [_container(x) for x in pod.spec.containers]}
+    spec: dict[str, Any] = copy.deepcopy(pod.spec.raw) if pod.spec.raw else {"containers": [_container(x) for x in pod.spec.containers]}
     if st.node:
         spec["nodeName"] = st.node
-    if pod.spec.node_selector:
-        spec["nodeSelector"] = dict(pod.spec.node_selector)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
 
 
@@ -82,43 +126,51 @@ def namespace_view(c: Cluster, ns: Namespace) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": ns.meta.name, "labels": dict(ns.meta.labels)},
+        "metadata": _meta(ns.meta, c.store.created.get(("Namespace", ns.meta.name)) or c.started),
         "spec": {"finalizers": ["kubernetes"]},
         "status": {"phase": "Active"},
     }
 
 
-def deployment_view(c: Cluster, d: Deployment) -> dict[str, Any]:
-    owned = [st for st in c.pods.values() if st.pod.owner == d.meta.name and st.pod.meta.namespace == d.meta.namespace]
-    ready = sum(1 for st in owned if st.is_ready)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": d.meta.name, "namespace": d.meta.namespace, "labels": dict(d.meta.labels)},
-        "spec": {
-            "replicas": d.replicas,
-            "selector": _selector(d.selector),
-            "template": {
-                "metadata": {"labels": dict(d.template_labels)},
-                "spec": {"containers": [_container(x) for x in d.template_spec.containers]},
-            },
-        },
-        "status": {"replicas": len(owned), "readyReplicas": ready, "availableReplicas": ready, "updatedReplicas": len(owned)},
-    }
+def workload_view(c: Cluster, w: Workload) -> dict[str, Any]:
+    raw = copy.deepcopy(w.raw) if w.raw else {"spec": {"replicas": w.replicas, "selector": _selector(w.selector)}}
+    body = {k: v for k, v in raw.items() if k not in ("apiVersion", "kind", "metadata", "status")}
+    spec = body.setdefault("spec", {})
+    if w.kind in ("Deployment", "ReplicaSet", "StatefulSet"):
+        spec["replicas"] = w.replicas
+    status = c.store.workload_status(w.kind, w.key)
+    extra: dict[str, Any] = {}
+    if w.owner:
+        kind, _, owner = w.owner.partition("/")
+        extra["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": kind, "name": owner, "controller": True}]
+    meta = _meta(w.meta, c.store.created.get((w.kind, w.key)), **extra)
+    return {"apiVersion": registry.BY_KIND[w.kind].api_version, "kind": w.kind, "metadata": meta, **body, "status": status}
+
+
+def unstructured_view(c: Cluster, o: Unstructured) -> dict[str, Any]:
+    raw = copy.deepcopy(o.raw)
+    raw["metadata"] = {**(raw.get("metadata") or {}), **_meta(o.meta, c.store.created.get((o.kind, o.key)))}
+    return raw
 
 
 def node_view(c: Cluster, name: str) -> dict[str, Any]:
     n = c.plan.node(name)
-    labels = {"kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux", **n.labels}
+    labels = {"kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", **n.labels}
+    taints = next((d.taints for d in c.spec.nodes if d.name == name), ())
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
             "name": n.name,
             "labels": labels,
+            "creationTimestamp": _ts(c.started),
             "annotations": {"kemu.io/netns": c.network.nodes[name].name if name in c.network.nodes else ""},
         },
-        "spec": {"podCIDR": n.pod_cidr, "podCIDRs": [n.pod_cidr]},
+        "spec": {
+            "podCIDR": n.pod_cidr,
+            "podCIDRs": [n.pod_cidr],
+            **({"taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in taints]} if taints else {}),
+        },
         "status": {
             "addresses": [{"type": "InternalIP", "address": n.ip}, {"type": "Hostname", "address": n.name}],
             "conditions": [{"type": "Ready", "status": "True"}],
@@ -140,33 +192,38 @@ def host_view(c: Cluster, name: str) -> dict[str, Any]:
     }
 
 
-def objects(c: Cluster, kind: str, namespace: str | None, name: str | None) -> list[dict[str, Any]]:
+def _visible(meta: Any, namespace: str | None, selector: LabelSelector | None) -> bool:
+    return (namespace is None or meta.namespace == namespace) and (selector is None or selector.matches(meta.labels))
+
+
+def objects(c: Cluster, kind: str, namespace: str | None, name: str | None, selector: LabelSelector | None = None) -> list[dict[str, Any]]:
     """Objects of `kind` (canonical), in `namespace` (None: all), optionally one by name."""
     with c.lock:
         if kind == "Pod":
-            items = [pod_view(c, st) for st in c.pods.values() if namespace is None or st.pod.meta.namespace == namespace]
+            items = [pod_view(c, st) for st in list(c.pods.values()) if _visible(st.pod.meta, namespace, selector)]
         elif kind == "Namespace":
-            items = [namespace_view(c, n) for n in c.store.namespaces.values()]
-        elif kind == "Deployment":
-            items = [deployment_view(c, d) for d in c.store.deployments.values() if namespace is None or d.meta.namespace == namespace]
+            items = [namespace_view(c, n) for n in c.store.namespaces.values() if _visible(n.meta, None, selector)]
+        elif kind in WORKLOAD_KINDS:
+            items = [workload_view(c, w) for w in c.store.list(kind, namespace) if _visible(w.meta, None, selector)]
         elif kind == "Node":
             items = [node_view(c, n.name) for n in c.plan.nodes]
+            items = [i for i in items if selector is None or selector.matches(i["metadata"]["labels"])]
         elif kind == "Host":
             items = [host_view(c, h.name) for h in c.plan.hosts]
         elif kind == "NetworkPolicy":
-            items = [policy_view(x) for x in c.store.network_policies.values() if namespace is None or x.meta.namespace == namespace]
+            items = [policy_view(x) for x in c.store.network_policies.values() if _visible(x.meta, namespace, selector)]
         elif kind == "Service":
-            items = [service_view(c, x) for x in c.store.services.values() if namespace is None or x.meta.namespace == namespace]
+            items = [service_view(c, x) for x in c.store.services.values() if _visible(x.meta, namespace, selector)]
         elif kind == "EndpointSlice":
             managed = c.services.slices if c.services is not None else {}
             items = [
                 endpointslice_view(sl, sl.key not in c.store.endpoint_slices)
                 for slices in managed.values()
                 for sl in slices
-                if namespace is None or sl.meta.namespace == namespace
+                if _visible(sl.meta, namespace, selector)
             ]
         else:
-            items = []
+            items = [unstructured_view(c, o) for o in c.store.list(kind, namespace) if _visible(o.meta, None, selector)]
     if name is not None:
         items = [i for i in items if i["metadata"]["name"] == name]
     return sorted(items, key=lambda i: (i["metadata"].get("namespace", ""), i["metadata"]["name"]))
@@ -211,9 +268,9 @@ def service_view(c: Cluster, svc: Service) -> dict[str, Any]:
     status: dict[str, Any] = {"loadBalancer": {}}
     if svc.type == "LoadBalancer" and st.lb_ip:
         status["loadBalancer"] = {"ingress": [{"ip": st.lb_ip, "ipMode": "VIP"}]}
-    meta = {"name": svc.meta.name, "namespace": svc.meta.namespace, "labels": dict(svc.meta.labels)}
+    meta = _meta(svc.meta, c.store.created.get(("Service", svc.key)) or c.started)
     if svc.type == "LoadBalancer" and c.services is not None and getattr(c.services, "lb_nodes", {}).get(st.lb_ip):
-        meta["annotations"] = {"kemu.io/announced-by": c.services.lb_nodes[st.lb_ip]}
+        meta["annotations"] = {**meta.get("annotations", {}), "kemu.io/announced-by": c.services.lb_nodes[st.lb_ip]}
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec, "status": status}
 
 

@@ -6,9 +6,8 @@ import ipaddress
 import re
 from typing import Any
 
-from emu.config.kinds import BOOL
-from emu.config.schema import AnyValue, Labels, List, Obj, Report, Str, cidr, dns_label, join
-from emu.model.objects import ClusterSpec, ExternalHostDecl, Manifests, NodeDecl
+from emu.config.schema import AnyValue, Bool, Labels, List, Obj, Report, Str, cidr, dns_label, join, label_key
+from emu.model.objects import ClusterSpec, ExternalHostDecl, Manifests, NodeDecl, Taint
 
 CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CNIS = ("bridge", "vxlan", "routed")
@@ -40,6 +39,11 @@ def _cni_check(value: str, path: str, report: Report) -> None:
         report(path, f"cni {value!r} is planned but not implemented yet; implemented: {', '.join(IMPLEMENTED_CNIS)}")
 
 
+TAINT = Obj(
+    {"key": Str(extra=label_key), "value": Str(), "effect": Str(choices=("NoSchedule", "PreferNoSchedule", "NoExecute"))},
+    required=("key", "effect"),
+)
+
 CLUSTER = Obj(
     {
         "apiVersion": Str(choices=("kemu/v1alpha1",)),
@@ -55,8 +59,8 @@ CLUSTER = Obj(
                 "nodeCIDR": Str(extra=cidr),
                 "cni": Str(choices=CNIS, extra=_cni_check),
                 "proxy": Str(choices=("nftables", "iptables")),
-                "networkPolicy": BOOL,
-                "nodes": List(Obj({"name": dns_label(), "labels": Labels()}, required=("name",)), min_items=1),
+                "networkPolicy": Bool(),
+                "nodes": List(Obj({"name": dns_label(), "labels": Labels(), "taints": List(TAINT)}, required=("name",)), min_items=1),
                 "externalHosts": List(Obj({"name": dns_label()}, required=("name",))),
                 "resources": List(AnyValue()),
                 "include": List(Str()),
@@ -80,7 +84,14 @@ def build_cluster_spec(raw: dict[str, Any]) -> ClusterSpec:
         cni=spec.get("cni", defaults.cni),
         proxy=spec.get("proxy", defaults.proxy),
         network_policy=spec.get("networkPolicy", defaults.network_policy),
-        nodes=tuple(NodeDecl(n["name"], dict(n.get("labels") or {})) for n in spec["nodes"]),
+        nodes=tuple(
+            NodeDecl(
+                n["name"],
+                dict(n.get("labels") or {}),
+                tuple(Taint(t["key"], t.get("value") or "", t["effect"]) for t in n.get("taints") or ()),
+            )
+            for n in spec["nodes"]
+        ),
         external_hosts=tuple(ExternalHostDecl(h["name"]) for h in spec.get("externalHosts") or ()),
         lb_pool=tuple((spec.get("loadBalancer") or {}).get("addresses") or ()),
     )
@@ -148,6 +159,9 @@ def check_spec(spec: ClusterSpec, report: Report) -> None:
         seen.setdefault(h.name, p)
 
 
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
 def check_manifests(
     spec: ClusterSpec,
     manifests: Manifests,
@@ -160,27 +174,19 @@ def check_manifests(
     problem points at the document that caused it; `report_at(file, path, msg)` records it.
     """
     nodes = {n.name for n in spec.nodes}
-    namespaces = {"default"} | {n.meta.name for n in manifests.namespaces}
-    objs: list[tuple[str, Any]] = [("Namespace/" + n.meta.name, n) for n in manifests.namespaces]
-    objs += [(f"Pod/{p.meta.namespace}/{p.meta.name}", p) for p in manifests.pods]
-    objs += [(f"Deployment/{d.meta.namespace}/{d.meta.name}", d) for d in manifests.deployments]
-    objs += [(f"Service/{x.meta.namespace}/{x.meta.name}", x) for x in manifests.services]
-    objs += [(f"EndpointSlice/{x.meta.namespace}/{x.meta.name}", x) for x in manifests.endpoint_slices]
-    objs += [(f"NetworkPolicy/{x.meta.namespace}/{x.meta.name}", x) for x in manifests.network_policies]
-    for key, obj in objs:
-        file, path = where.get(key, ("", ""))
+    namespaces = set(SYSTEM_NAMESPACES) | {n.meta.name for n in manifests.namespaces}
+    objs: list[Any] = [
+        *manifests.pods, *manifests.workloads, *manifests.services, *manifests.endpoint_slices, *manifests.network_policies, *manifests.others,
+    ]  # fmt: skip
+    for obj in objs:
+        kind = getattr(obj, "kind", "") or type(obj).__name__
+        ns = obj.meta.namespace
+        file, path = where.get(f"{kind}/{ns}/{obj.meta.name}" if ns else f"{kind}/{obj.meta.name}", ("", ""))
         if not file:
             continue  # already in the cluster, checked when it came
-        ns = getattr(obj.meta, "namespace", "")
         if ns and ns not in namespaces:
-            report_at(
-                file,
-                join(path, "metadata.namespace"),
-                f"namespace {ns!r} not found; declare a Namespace or use one of: {', '.join(sorted(namespaces))}",
-            )
-        pod_spec = getattr(obj, "spec", None) if key.startswith("Pod/") else getattr(obj, "template_spec", None)
-        if not key.startswith(("Pod/", "Deployment/")):
-            continue
+            report_at(file, join(path, "metadata.namespace"), f'namespaces "{ns}" not found')
+        pod_spec = obj.spec if kind == "Pod" else getattr(obj, "template_spec", None)
         if pod_spec is not None and pod_spec.node_name and pod_spec.node_name not in nodes:
-            sub = "spec.nodeName" if key.startswith("Pod/") else "spec.template.spec.nodeName"
+            sub = "spec.nodeName" if kind == "Pod" else "spec.template.spec.nodeName"
             report_at(file, join(path, sub), f"node {pod_spec.node_name!r} does not exist; nodes: {', '.join(sorted(nodes))}")

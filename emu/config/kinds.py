@@ -1,206 +1,28 @@
-"""Schemas and builders for the Kubernetes kinds kemu accepts (one entry per kind)."""
+"""The kinds kemu gives typed models (those with network meaning): kemu's checks beyond
+the OpenAPI schema and the builders. Every other kind is stored as written
+(`Unstructured`); which kinds exist at all is emu/config/registry.py's business."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from emu.config.schema import (
-    AnyValue,
-    Bool,
-    Int,
-    IntOrName,
-    Labels,
-    List,
-    Obj,
-    Report,
-    Schema,
-    Str,
-    dns_label,
-    dns_subdomain,
-    join,
-    label_key,
-    label_value,
-    port_name,
-)
-from emu.model.objects import (
-    NAMESPACE_NAME_LABEL,
-    Container,
-    ContainerPort,
-    Deployment,
-    Meta,
-    Namespace,
-    Pod,
-    PodSpec,
-    Probe,
-)
-from emu.model.selectors import OPERATORS, LabelSelector, Requirement
-
-# Kinds a later version will accept: named so the error says "not yet", not "unknown".
-PLANNED_KINDS = {
-    "Ingress": "networking.k8s.io/v1",
-    "IngressClass": "networking.k8s.io/v1",
-    "GatewayClass": "gateway.networking.k8s.io/v1",
-    "Gateway": "gateway.networking.k8s.io/v1",
-    "HTTPRoute": "gateway.networking.k8s.io/v1",
-}
+from emu.config.kinds_pods import POD_SPEC, build_pod_spec
+from emu.config.schema import Bool, Int, IntOrName, Labels, Obj, Report, Schema, Str, dns_label, dns_subdomain, join
+from emu.config.selectors import SELECTOR, build_selector
+from emu.model.objects import NAMESPACE_NAME_LABEL, Meta, Namespace, Pod, RollingUpdate, Unstructured, Workload
 
 
-def _expression_check(value: dict[str, Any], path: str, report: Report) -> None:
-    op, values = value.get("operator"), value.get("values")
-    if op in ("In", "NotIn") and not values:
-        report(join(path, "values"), f"must be non-empty when operator is {op}")
-    if op in ("Exists", "DoesNotExist") and values:
-        report(join(path, "values"), f"must be empty when operator is {op}")
-
-
-SELECTOR = Obj(
-    {
-        "matchLabels": Labels(),
-        "matchExpressions": List(
-            Obj(
-                {
-                    "key": Str(extra=label_key),
-                    "operator": Str(choices=OPERATORS),
-                    "values": List(Str(extra=label_value)),
-                },
-                required=("key", "operator"),
-                check_extra=_expression_check,
-            )
-        ),
-    }
-)
-
-
-def build_selector(raw: dict[str, Any] | None) -> LabelSelector:
-    raw = raw or {}
-    exprs = tuple(Requirement(e["key"], e["operator"], tuple(e.get("values") or ())) for e in raw.get("matchExpressions") or ())
-    return LabelSelector(dict(raw.get("matchLabels") or {}), exprs)
-
-
-def _meta_schema(namespaced: bool, name: Schema) -> Obj:
-    fields: dict[str, Schema] = {"name": name, "labels": Labels(), "annotations": Labels(values_are_labels=False)}
+def meta_schema(name: Schema | None = None, namespaced: bool = True) -> Obj:
+    fields: dict[str, Schema] = {"name": name or dns_subdomain(), "labels": Labels(), "annotations": Labels(values_are_labels=False)}
     if namespaced:
         fields["namespace"] = dns_label()
     return Obj(fields, required=("name",))
 
 
-def _probe_check(value: dict[str, Any], path: str, report: Report) -> None:
-    handlers = [h for h in ("httpGet", "tcpSocket", "exec") if h in value]
-    if len(handlers) != 1:
-        report(path, "must specify exactly one handler: httpGet, tcpSocket or exec")
-
-
-PROBE = Obj(
-    {
-        "httpGet": Obj(
-            {"path": Str(), "port": IntOrName(), "scheme": Str(choices=("HTTP",)), "httpHeaders": AnyValue()},
-            required=("port",),
-            known_unsupported={"host": "probes always target the pod IP"},
-        ),
-        "tcpSocket": Obj({"port": IntOrName()}, required=("port",)),
-        "exec": Obj({"command": List(Str(), min_items=1)}, required=("command",)),
-        "initialDelaySeconds": Int(0),
-        "periodSeconds": Int(1),
-        "timeoutSeconds": Int(1),
-        "successThreshold": Int(1),
-        "failureThreshold": Int(1),
-    },
-    check_extra=_probe_check,
-)
-
-
-def _port_protocol(value: str, path: str, report: Report) -> None:
-    if value == "SCTP":
-        report(path, "SCTP is valid Kubernetes but this kernel has no SCTP sockets; use TCP or UDP")
-
-
-CONTAINER = Obj(
-    {
-        "name": dns_label(),
-        "image": AnyValue(),
-        "imagePullPolicy": AnyValue(),
-        "resources": AnyValue(),
-        "livenessProbe": AnyValue(),
-        "command": List(Str()),
-        "args": List(Str()),
-        "env": List(Obj({"name": Str(), "value": Str()}, required=("name",))),
-        "workingDir": Str(),
-        "ports": List(
-            Obj(
-                {
-                    "containerPort": Int(1, 65535),
-                    "protocol": Str(choices=("TCP", "UDP", "SCTP"), extra=_port_protocol),
-                    "name": Str(extra=port_name),
-                },
-                required=("containerPort",),
-                known_unsupported={"hostPort": "use a Service of type NodePort (coming with Services)"},
-            )
-        ),
-        "readinessProbe": PROBE,
-    },
-    required=("name",),
-)
-
-
-def _pod_spec_check(value: dict[str, Any], path: str, report: Report) -> None:
-    containers = value.get("containers")
-    if not isinstance(containers, list):
-        return
-    names: set[str] = set()
-    ports: set[tuple[int, str]] = set()
-    port_names: set[str] = set()
-    for i, c in enumerate(containers):
-        if not isinstance(c, dict):
-            continue
-        cp = join(join(path, "containers"), i)
-        if c.get("name") in names:
-            report(join(cp, "name"), f"duplicate container name {c.get('name')!r}")
-        names.add(str(c.get("name")))
-        for j, p in enumerate(c.get("ports") or []):
-            if not isinstance(p, dict):
-                continue
-            key = (p.get("containerPort"), p.get("protocol", "TCP"))
-            pp = join(join(cp, "ports"), j)
-            if key in ports:
-                report(pp, f"duplicate port {key[0]}/{key[1]} in this pod (containers share the network namespace)")
-            ports.add(key)  # type: ignore[arg-type]
-            if p.get("name"):
-                if p["name"] in port_names:
-                    report(join(pp, "name"), f"duplicate port name {p['name']!r}")
-                port_names.add(p["name"])
-        probe = c.get("readinessProbe") or {}
-        for h in ("httpGet", "tcpSocket"):
-            port = (probe.get(h) or {}).get("port") if isinstance(probe, dict) else None
-            if isinstance(port, str) and port not in {q.get("name") for q in c.get("ports") or [] if isinstance(q, dict)}:
-                report(join(join(join(cp, "readinessProbe"), h), "port"), f"named port {port!r} is not a port of this container")
-
-
-POD_SPEC = Obj(
-    {
-        "containers": List(CONTAINER, min_items=1),
-        "nodeName": dns_subdomain(),
-        "nodeSelector": Labels(),
-        "restartPolicy": Str(choices=("Always", "OnFailure", "Never")),
-        "terminationGracePeriodSeconds": Int(0),
-    },
-    required=("containers",),
-    check_extra=_pod_spec_check,
-    known_unsupported={"hostNetwork": "host-network pods are planned", "initContainers": "planned"},
-)
-
-
-def _base(kind_fields: dict[str, Schema], api_version: str, required: tuple[str, ...]) -> Obj:
-    fields: dict[str, Schema] = {"apiVersion": Str(choices=(api_version,)), "kind": Str()}
-    fields.update(kind_fields)
-    return Obj(fields, required=("apiVersion", "kind", "metadata", *required))
-
-
-def _deployment_check(value: dict[str, Any], path: str, report: Report) -> None:
-    spec = value.get("spec")
-    if not isinstance(spec, dict):
-        return
+def _selector_matches_template(spec: dict[str, Any], path: str, report: Report) -> None:
     sel, tmpl = spec.get("selector"), spec.get("template")
     if not isinstance(sel, dict) or not isinstance(tmpl, dict):
         return
@@ -210,170 +32,224 @@ def _deployment_check(value: dict[str, Any], path: str, report: Report) -> None:
     except (TypeError, AttributeError, KeyError, ValueError):
         return  # the selector's own problems are already reported
     if not ok:
-        report(join(path, "spec.template.metadata.labels"), "`selector` does not match template `labels`")
+        report(join(path, "spec.template.metadata.labels"), "Invalid value: `selector` does not match template `labels`")
+
+
+def _restart_policy(allowed: tuple[str, ...]) -> Callable[[dict[str, Any], str, Report], None]:
+    def check(value: dict[str, Any], path: str, report: Report) -> None:
+        spec = value.get("spec")
+        if not isinstance(spec, dict):
+            return
+        _selector_matches_template(spec, path, report)
+        pod = ((spec.get("template") or {}).get("spec")) or {}
+        policy = pod.get("restartPolicy") if isinstance(pod, dict) else None
+        if policy is not None and policy not in allowed:
+            report(
+                join(path, "spec.template.spec.restartPolicy"),
+                f"Unsupported value: {policy!r}: supported values: {', '.join(repr(a) for a in allowed)}",
+            )
+
+    return check
+
+
+TEMPLATE = Obj(
+    {"metadata": Obj({"labels": Labels(), "annotations": Labels(values_are_labels=False)}), "spec": POD_SPEC}, required=("spec",)
+)
+INT_OR_PERCENT = IntOrName()
+
+
+def _workload_schema(spec_fields: dict[str, Schema], required: tuple[str, ...], restart: tuple[str, ...]) -> Obj:
+    return Obj(
+        {"metadata": meta_schema(), "spec": Obj({"template": TEMPLATE, **spec_fields}, required=required)},
+        required=("metadata", "spec"),
+        check_extra=_restart_policy(restart),
+    )
 
 
 @dataclass(frozen=True)
-class Kind:
-    api_version: str
+class TypedKind:
     schema: Obj
     build: Callable[[dict[str, Any]], Any]
 
 
-def _meta(raw: dict[str, Any], namespaced: bool) -> Meta:
+def meta_of(raw: dict[str, Any], namespaced: bool = True) -> Meta:
     m = raw["metadata"]
     return Meta(
         name=m["name"],
         namespace=(m.get("namespace") or "default") if namespaced else "",
-        labels=dict(m.get("labels") or {}),
-        annotations=dict(m.get("annotations") or {}),
-    )
-
-
-def build_probe(raw: dict[str, Any] | None) -> Probe | None:
-    if not raw:
-        return None
-    common = {
-        "initial_delay_seconds": raw.get("initialDelaySeconds", 0),
-        "period_seconds": raw.get("periodSeconds", 10),
-        "timeout_seconds": raw.get("timeoutSeconds", 1),
-        "success_threshold": raw.get("successThreshold", 1),
-        "failure_threshold": raw.get("failureThreshold", 3),
-    }
-    if "httpGet" in raw:
-        h = raw["httpGet"]
-        return Probe("httpGet", port=h["port"], path=h.get("path", "/"), **common)
-    if "tcpSocket" in raw:
-        return Probe("tcpSocket", port=raw["tcpSocket"]["port"], **common)
-    return Probe("exec", command=tuple(raw["exec"]["command"]), **common)
-
-
-def netexec_shutdown_delay(args: Any) -> int:
-    """agnhost netexec's `--delay-shutdown=N`: keep serving N seconds after SIGTERM."""
-    args = [str(a) for a in args]
-    if "netexec" not in args:
-        return 0
-    for i, a in enumerate(args):
-        if a.startswith("--delay-shutdown="):
-            v = a.split("=", 1)[1]
-        elif a == "--delay-shutdown" and i + 1 < len(args):
-            v = args[i + 1]
-        else:
-            continue
-        return int(v) if v.isdigit() else 0
-    return 0
-
-
-def build_pod_spec(raw: dict[str, Any]) -> PodSpec:
-    containers = tuple(
-        Container(
-            name=c["name"],
-            ports=tuple(ContainerPort(p["containerPort"], p.get("protocol", "TCP"), p.get("name", "")) for p in c.get("ports") or ()),
-            command=tuple(c.get("command") or ()),
-            args=tuple(c.get("args") or ()),
-            readiness_probe=build_probe(c.get("readinessProbe")),
-            shutdown_delay=netexec_shutdown_delay(c.get("args") or ()),
-        )
-        for c in raw["containers"]
-    )
-    return PodSpec(
-        containers,
-        raw.get("nodeName", ""),
-        dict(raw.get("nodeSelector") or {}),
-        raw.get("terminationGracePeriodSeconds", 30),
+        labels={str(k): str(v) for k, v in (m.get("labels") or {}).items()},
+        annotations={str(k): str(v) for k, v in (m.get("annotations") or {}).items()},
     )
 
 
 def _build_namespace(raw: dict[str, Any]) -> Namespace:
-    meta = _meta(raw, namespaced=False)
+    meta = meta_of(raw, namespaced=False)
     # The API server always sets this label to the namespace's name.
     meta.labels[NAMESPACE_NAME_LABEL] = meta.name
     return Namespace(meta)
 
 
 def _build_pod(raw: dict[str, Any]) -> Pod:
-    return Pod(_meta(raw, namespaced=True), build_pod_spec(raw["spec"]))
+    return Pod(meta_of(raw), build_pod_spec(raw["spec"]))
 
 
-def _build_deployment(raw: dict[str, Any]) -> Deployment:
-    spec = raw["spec"]
-    tmpl = spec["template"]
-    return Deployment(
-        meta=_meta(raw, namespaced=True),
-        replicas=spec.get("replicas", 1),
-        selector=build_selector(spec["selector"]),
-        template_labels=dict((tmpl.get("metadata") or {}).get("labels") or {}),
-        template_spec=build_pod_spec(tmpl["spec"]),
+def _strategy(kind: str, raw: dict[str, Any] | None) -> RollingUpdate:
+    """The API server's defaults: Deployments surge and lose 25%; DaemonSets replace one
+    node at a time without surge; StatefulSets one pod at a time from the highest."""
+    raw = raw or {}
+    ru = raw.get("rollingUpdate") or {}
+    surge, unavailable = ("25%", "25%") if kind == "Deployment" else (0, 1)
+    return RollingUpdate(
+        raw.get("type") or "RollingUpdate",
+        ru["maxSurge"] if ru.get("maxSurge") is not None else surge,
+        ru["maxUnavailable"] if ru.get("maxUnavailable") is not None else unavailable,
+        int(ru.get("partition") or 0),
     )
 
 
-KINDS: dict[str, Kind] = {
-    "Namespace": Kind(
-        "v1",
-        _base({"metadata": _meta_schema(False, dns_label()), "spec": AnyValue(), "status": AnyValue()}, "v1", ()),
-        _build_namespace,
-    ),
-    "Pod": Kind(
-        "v1",
-        _base({"metadata": _meta_schema(True, dns_subdomain()), "spec": POD_SPEC, "status": AnyValue()}, "v1", ("spec",)),
-        _build_pod,
-    ),
-    "Deployment": Kind(
-        "apps/v1",
-        Obj(
-            {
-                "apiVersion": Str(choices=("apps/v1",)),
-                "kind": Str(),
-                "metadata": _meta_schema(True, dns_subdomain()),
-                "status": AnyValue(),
-                "spec": Obj(
-                    {
-                        "replicas": Int(0, 10000),
-                        "selector": SELECTOR,
-                        "template": Obj(
-                            {
-                                "metadata": Obj({"labels": Labels(), "annotations": Labels(values_are_labels=False)}),
-                                "spec": POD_SPEC,
-                            },
-                            required=("spec",),
-                        ),
-                        "strategy": AnyValue(),
-                        "minReadySeconds": Int(0),
-                        "revisionHistoryLimit": Int(0),
-                    },
-                    required=("selector", "template"),
-                ),
-            },
-            required=("apiVersion", "kind", "metadata", "spec"),
-            check_extra=_deployment_check,
-        ),
-        _build_deployment,
-    ),
-}
+def _completions(spec: dict[str, Any]) -> int | None:
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        return 1
+    return spec.get("completions")
 
 
-def _register_service_kinds() -> None:
+def _build_workload(kind: str) -> Callable[[dict[str, Any]], Workload]:
+    def build(raw: dict[str, Any]) -> Workload:
+        spec = raw["spec"]
+        tmpl = spec["template"]
+        tmeta = tmpl.get("metadata") or {}
+        sel = spec.get("selector")
+        labels = {str(k): str(v) for k, v in (tmeta.get("labels") or {}).items()}
+        strategy_raw = spec.get("strategy") if kind == "Deployment" else spec.get("updateStrategy")
+        return Workload(
+            kind=kind,
+            meta=meta_of(raw),
+            replicas=spec["replicas"] if spec.get("replicas") is not None else 1,
+            # A Job without a selector gets one generated (controller-uid): its own labels.
+            selector=build_selector(sel) if sel is not None else build_selector({"matchLabels": labels}),
+            template_labels=labels,
+            template_spec=build_pod_spec(tmpl["spec"]),
+            template_annotations={str(k): str(v) for k, v in (tmeta.get("annotations") or {}).items()},
+            strategy=_strategy(kind, strategy_raw),
+            min_ready_seconds=spec.get("minReadySeconds") or 0,
+            service_name=spec.get("serviceName") or "",
+            pod_management_policy=spec.get("podManagementPolicy") or "OrderedReady",
+            # A Job with neither completions nor parallelism runs one pod to completion.
+            completions=_completions(spec) if kind == "Job" else None,
+            parallelism=spec["parallelism"] if spec.get("parallelism") is not None else 1,
+            backoff_limit=spec["backoffLimit"] if spec.get("backoffLimit") is not None else 6,
+            revision_history_limit=spec["revisionHistoryLimit"] if spec.get("revisionHistoryLimit") is not None else 10,
+            active_deadline_seconds=spec.get("activeDeadlineSeconds"),
+            suspend=bool(spec.get("suspend")),
+            raw=raw,
+        )
+
+    return build
+
+
+def build_unstructured(raw: dict[str, Any], namespaced: bool) -> Unstructured:
+    raw = dict(raw)
+    if raw.get("kind") == "Secret" and raw.get("stringData"):
+        # The API server merges stringData into data (base64), and never returns it.
+        data = dict(raw.get("data") or {})
+        data.update({k: base64.b64encode(str(v).encode()).decode() for k, v in raw.pop("stringData").items()})
+        raw["data"] = data
+    return Unstructured(raw["kind"], raw["apiVersion"], meta_of(raw, namespaced), raw)
+
+
+def secret_check(value: dict[str, Any], path: str, report: Report) -> None:
+    for k, v in (value.get("data") or {}).items() if isinstance(value.get("data"), dict) else ():
+        try:
+            base64.b64decode(str(v), validate=True)
+        except ValueError:
+            report(join(join(path, "data"), str(k)), "Invalid value: illegal base64 data")
+
+
+def _typed() -> dict[str, TypedKind]:
+    from emu.config.kinds_policy import NETWORK_POLICY, build_network_policy
     from emu.config.kinds_services import ENDPOINT_SLICE, SERVICE, build_endpoint_slice, build_service
 
-    KINDS["Service"] = Kind("v1", SERVICE, build_service)
-    KINDS["EndpointSlice"] = Kind("discovery.k8s.io/v1", ENDPOINT_SLICE, build_endpoint_slice)
-    from emu.config.kinds_policy import NETWORK_POLICY, build_network_policy
+    rolling = Obj(
+        {
+            "type": Str(choices=("RollingUpdate", "Recreate")),
+            "rollingUpdate": Obj({"maxSurge": IntOrPercent(), "maxUnavailable": IntOrPercent()}),
+        }
+    )
+    sts_update = Obj(
+        {"type": Str(choices=("RollingUpdate", "OnDelete")), "rollingUpdate": Obj({"partition": Int(0), "maxUnavailable": IntOrPercent()})}
+    )
+    ds_update = Obj(
+        {
+            "type": Str(choices=("RollingUpdate", "OnDelete")),
+            "rollingUpdate": Obj({"maxSurge": IntOrPercent(), "maxUnavailable": IntOrPercent()}),
+        }
+    )
+    common = {"replicas": Int(0, 100000), "selector": SELECTOR, "minReadySeconds": Int(0), "revisionHistoryLimit": Int(0)}
+    return {
+        "Namespace": TypedKind(Obj({"metadata": meta_schema(dns_label(), namespaced=False)}, required=("metadata",)), _build_namespace),
+        "Pod": TypedKind(Obj({"metadata": meta_schema(), "spec": POD_SPEC}, required=("metadata", "spec")), _build_pod),
+        "Deployment": TypedKind(
+            _workload_schema({**common, "strategy": rolling}, ("selector", "template"), ("Always",)),
+            _build_workload("Deployment"),
+        ),
+        "ReplicaSet": TypedKind(_workload_schema(common, ("selector", "template"), ("Always",)), _build_workload("ReplicaSet")),
+        "StatefulSet": TypedKind(
+            _workload_schema(
+                {
+                    **common,
+                    "serviceName": Str(),
+                    "podManagementPolicy": Str(choices=("OrderedReady", "Parallel")),
+                    "updateStrategy": sts_update,
+                },
+                ("selector", "template"),
+                ("Always",),
+            ),
+            _build_workload("StatefulSet"),
+        ),
+        "DaemonSet": TypedKind(
+            _workload_schema(
+                {"selector": SELECTOR, "minReadySeconds": Int(0), "updateStrategy": ds_update}, ("selector", "template"), ("Always",)
+            ),
+            _build_workload("DaemonSet"),
+        ),
+        "Job": TypedKind(
+            _workload_schema(
+                {
+                    "selector": SELECTOR,
+                    "completions": Int(0),
+                    "parallelism": Int(0),
+                    "backoffLimit": Int(0),
+                    "manualSelector": Bool(),
+                    "activeDeadlineSeconds": Int(1),
+                    "suspend": Bool(),
+                },
+                ("template",),
+                ("OnFailure", "Never"),
+            ),
+            _build_workload("Job"),
+        ),
+        "Service": TypedKind(SERVICE, build_service),
+        "EndpointSlice": TypedKind(ENDPOINT_SLICE, build_endpoint_slice),
+        "NetworkPolicy": TypedKind(NETWORK_POLICY, build_network_policy),
+    }
 
-    KINDS["NetworkPolicy"] = Kind("networking.k8s.io/v1", NETWORK_POLICY, build_network_policy)
+
+class IntOrPercent(Schema):
+    """maxSurge / maxUnavailable: an integer ≥ 0 or a percentage such as "25%"."""
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            report(path, "Invalid value: must be an integer or percentage (e.g. '5%')")
+        elif isinstance(value, int) and value < 0:
+            report(path, f"Invalid value: {value}: must be greater than or equal to 0")
+        elif isinstance(value, str) and not (value.endswith("%") and value[:-1].isdigit()):
+            report(path, f"Invalid value: {value!r}: a valid percent string must be a numeric string followed by an ending '%'")
 
 
-_register_service_kinds()
+TYPED: dict[str, TypedKind] = {}
 
 
-def kind_problem(kind: Any) -> str | None:
-    """None if `kind` is accepted, else what to tell the user."""
-    if kind in KINDS:
-        return None
-    allowed = ", ".join(KINDS)
-    if kind in PLANNED_KINDS:
-        return f"kind {kind} is not supported by this version of kemu yet; supported kinds: {allowed}"
-    return f"unknown kind {kind!r}; supported kinds: {allowed}"
-
-
-# Used by the Cluster schema.
-BOOL = Bool()
+def typed_kinds() -> dict[str, TypedKind]:
+    if not TYPED:
+        TYPED.update(_typed())
+    return TYPED

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from emu.config.kinds import SELECTOR, build_selector
 from emu.config.schema import AnyValue, Int, IntOrName, Labels, List, Obj, Report, Str, dns_label, dns_subdomain, join
+from emu.config.selectors import SELECTOR, build_selector
 from emu.model.objects import Meta
 from emu.model.policy import IPBlock, NetworkPolicy, Peer, PolicyPort, PolicyRule
 

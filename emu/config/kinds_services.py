@@ -19,8 +19,8 @@ from emu.config.schema import (
     Str,
     cidr,
     dns_label,
+    dns_label_name,
     join,
-    port_name,
 )
 from emu.model.objects import Meta
 from emu.model.services import (
@@ -131,7 +131,7 @@ SERVICE = Obj(
                 "ports": List(
                     Obj(
                         {
-                            "name": Str(extra=port_name),
+                            "name": Str(extra=dns_label_name),
                             "protocol": Str(choices=("TCP", "UDP", "SCTP"), extra=_protocol),
                             "port": Int(1, 65535),
                             "targetPort": IntOrName(),
@@ -153,7 +153,8 @@ SERVICE = Obj(
                 "healthCheckNodePort": Int(1, 65535),
                 "publishNotReadyAddresses": Bool(),
                 "loadBalancerIP": Str(extra=ipv4),
-                "loadBalancerSourceRanges": List(Str(extra=cidr)),
+                # The API server trims surrounding spaces before it parses each range.
+                "loadBalancerSourceRanges": List(Str(extra=lambda v, p, r: cidr(v.strip(), p, r))),
                 "loadBalancerClass": AnyValue(),
                 "allocateLoadBalancerNodePorts": Bool(),
                 "externalName": Str(),
@@ -185,7 +186,7 @@ def build_service(raw: dict[str, Any]) -> Service:
         health_check_node_port=spec.get("healthCheckNodePort", 0),
         publish_not_ready_addresses=spec.get("publishNotReadyAddresses", False),
         load_balancer_ip=spec.get("loadBalancerIP", ""),
-        load_balancer_source_ranges=tuple(spec.get("loadBalancerSourceRanges") or ()),
+        load_balancer_source_ranges=tuple(r.strip() for r in spec.get("loadBalancerSourceRanges") or ()),
         external_name=spec.get("externalName", ""),
         allocate_lb_node_ports=spec.get("allocateLoadBalancerNodePorts", True),
     )
@@ -222,7 +223,7 @@ ENDPOINT_SLICE = Obj(
         "ports": List(
             Obj(
                 {
-                    "name": Str(),
+                    "name": Str(extra=lambda v, p, r: v and dns_label_name(v, p, r)),
                     "port": Int(1, 65535),
                     "protocol": Str(choices=("TCP", "UDP", "SCTP"), extra=_protocol),
                     "appProtocol": AnyValue(),

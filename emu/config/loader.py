@@ -6,17 +6,19 @@ ValidationError, so a user fixes a file in one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from emu.config import openapi, registry
 from emu.config.cluster import CLUSTER, build_cluster_spec, check_manifests, check_spec
-from emu.config.kinds import KINDS, kind_problem
-from emu.config.schema import join
+from emu.config.kinds import build_unstructured, meta_schema, secret_check, typed_kinds
+from emu.config.schema import collecting_no_effect, join
 from emu.errors import Problem, ValidationError
-from emu.model.objects import ClusterConfig, ClusterSpec, Manifests
+from emu.model.objects import ClusterConfig, ClusterSpec, Manifests, Namespace
 
 
 @dataclass
@@ -45,6 +47,10 @@ def _read_yaml_docs(file: str, c: Collector) -> list[Any]:
     except OSError as e:
         c.at(file, "", f"cannot read file: {e.strerror}")
         return []
+    return _yaml_docs(file, text, c)
+
+
+def _yaml_docs(file: str, text: str, c: Collector) -> list[Any]:
     try:
         return [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as e:
@@ -59,46 +65,158 @@ class ParsedManifests:
     manifests: Manifests
     where: dict[str, tuple[str, str]]  # "Kind/ns/name" → (file, path)
     order: list[tuple[str, Any]]  # (key, object) in document order
+    no_effect: list[tuple[str, str]] = field(default_factory=list)  # (file, path) of fields kemu accepts and ignores
+
+
+# Kinds a later version of kemu will accept: named so the error says "not yet".
+PLANNED_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant", "TLSRoute", "TCPRoute", "UDPRoute")
+WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job")
+
+
+def _kind_problem(raw: dict[str, Any]) -> tuple[str, str] | None:
+    """(path, message) if the document's apiVersion/kind is not one the API server serves."""
+    kind, api = raw.get("kind"), raw.get("apiVersion")
+    if not isinstance(kind, str) or not kind:
+        return "kind", "Required value: kind not set"
+    if not isinstance(api, str) or not api:
+        return "apiVersion", "Required value: apiVersion not set"
+    if kind in PLANNED_KINDS:
+        return "kind", f"kind {kind} ({api}) is not supported by this version of kemu yet (Gateway API: planned)"
+    if openapi.has_schema(api, kind):
+        return None
+    versions = openapi.known_versions(kind)
+    if versions:
+        return "apiVersion", f'no matches for kind "{kind}" in version "{api}"; {kind} is served as: {", ".join(versions)}'
+    return "kind", f'no matches for kind "{kind}" in version "{api}" (see `kemu api-resources`)'
+
+
+def _check_document(raw: dict[str, Any], report: Any, no_effect: list[str]) -> None:
+    """Structure from the OpenAPI schema, then kemu's (the API server's) own rules."""
+    structural = openapi.structural_problems(raw)
+    for path, message in structural:
+        report(path, message)
+    if structural:
+        return
+    kind = raw["kind"]
+    typed = typed_kinds().get(kind)
+    body = {k: v for k, v in raw.items() if k != "status"}
+    if typed is None:
+        # Stored as written: only the API server's own rules on names (and Secret data).
+        with collecting_no_effect():
+            meta_schema(namespaced=registry.is_namespaced(kind)).check(raw.get("metadata"), "metadata", report)
+        if kind == "Secret":
+            secret_check(body, "", report)
+        return
+    with collecting_no_effect() as ignored:
+        typed.schema.check(body, "", report)
+    no_effect.extend(p for p in ignored if p not in ("apiVersion", "kind"))
+
+
+# What the API server fills in: `get -o yaml` output applied again must be "unchanged".
+SERVER_SET_METADATA = ("creationTimestamp", "uid", "resourceVersion", "generation", "managedFields", "selfLink", "deletionTimestamp")
+
+
+def _as_written(raw: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in raw.items() if k != "status"}
+    if isinstance(out.get("metadata"), dict):
+        out["metadata"] = {k: v for k, v in out["metadata"].items() if k not in SERVER_SET_METADATA}
+    return out
+
+
+def _build(raw: dict[str, Any]) -> Any:
+    raw = _as_written(raw)
+    typed = typed_kinds().get(raw["kind"])
+    if typed is not None:
+        return typed.build(raw)
+    return build_unstructured(raw, registry.is_namespaced(raw["kind"]))
+
+
+def object_key(kind: str, obj: Any) -> str:
+    ns = getattr(obj.meta, "namespace", "")
+    return f"{kind}/{ns}/{obj.meta.name}" if ns else f"{kind}/{obj.meta.name}"
 
 
 def parse_manifest_docs(docs: list[tuple[str, str, Any]], c: Collector) -> ParsedManifests:
     """Validate and build each (file, path, raw document); skip the ones with problems."""
-    by_kind: dict[str, list[Any]] = {k: [] for k in KINDS}
     where: dict[str, tuple[str, str]] = {}
     order: list[tuple[str, Any]] = []
+    no_effect: list[tuple[str, str]] = []
     for file, path, raw in docs:
         if not isinstance(raw, dict):
             c.at(file, path, "a manifest must be a mapping with apiVersion, kind, metadata")
             continue
-        kind = raw.get("kind")
-        problem = kind_problem(kind)
+        if raw.get("kind") == "List" and isinstance(raw.get("items"), list):
+            # `kubectl get -o yaml` output: a List of objects, applied item by item.
+            inner = [(file, join(path, f"items[{i}]") if path else f"items[{i}]", d) for i, d in enumerate(raw["items"])]
+            sub = parse_manifest_docs(inner, c)
+            for key, obj in sub.order:
+                if key not in where:
+                    where[key] = sub.where[key]
+                    order.append((key, obj))
+            no_effect += sub.no_effect
+            continue
+        report = c.reporter(file, f"{path}." if path else "")
+        problem = _kind_problem(raw)
         if problem:
-            c.at(file, join(path, "kind") if path else "kind", problem)
+            report(*problem)
             continue
         before = len(c.problems)
-        KINDS[kind].schema.check(raw, "", c.reporter(file, f"{path}." if path else ""))
+        ignored: list[str] = []
+        _check_document(raw, report, ignored)
         if len(c.problems) > before:
             continue
-        obj = KINDS[kind].build(raw)
-        ns = getattr(obj.meta, "namespace", "")
-        key = f"{kind}/{ns}/{obj.meta.name}" if ns else f"{kind}/{obj.meta.name}"
+        obj = _build(raw)
+        key = object_key(raw["kind"], obj)
         if key in where:
             first = " ".join(x for x in where[key] if x)
-            where_name = join(path, "metadata.name") if path else "metadata.name"
-            c.at(file, where_name, f"duplicate {kind} {key.split('/', 1)[1]!r} (first at {first})")
+            c.at(
+                file,
+                join(path, "metadata.name") if path else "metadata.name",
+                f"duplicate {raw['kind']} {key.split('/', 1)[1]!r} (first at {first})",
+            )
             continue
         where[key] = (file, path)
         order.append((key, obj))
-        by_kind[kind].append(obj)
-    m = Manifests(
-        tuple(by_kind["Namespace"]),
-        tuple(by_kind["Pod"]),
-        tuple(by_kind["Deployment"]),
-        tuple(by_kind["Service"]),
-        tuple(by_kind["EndpointSlice"]),
-        tuple(by_kind["NetworkPolicy"]),
+        no_effect += [(file, join(path, p) if path else p) for p in ignored]
+    order.sort(key=lambda item: install_rank(item[0].split("/", 1)[0]))
+    return ParsedManifests(manifests_of(order), where, order, no_effect)
+
+
+# Helm's install order: what others depend on comes first (a Namespace before what is in
+# it, ConfigMaps and Secrets before the pods that read them); the sort is stable.
+INSTALL_ORDER = (
+    "Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodDisruptionBudget", "ServiceAccount", "Secret", "ConfigMap",
+    "StorageClass", "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+    "Role", "RoleBinding", "Service", "EndpointSlice", "DaemonSet", "Pod", "ReplicationController", "ReplicaSet", "Deployment",
+    "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass", "Ingress", "APIService",
+)  # fmt: skip
+
+
+def install_rank(kind: str) -> int:
+    return INSTALL_ORDER.index(kind) if kind in INSTALL_ORDER else len(INSTALL_ORDER)
+
+
+def manifests_of(order: list[tuple[str, Any]]) -> Manifests:
+    by: dict[str, list[Any]] = {}
+    for key, obj in order:
+        kind = key.split("/", 1)[0]
+        group = (
+            "workloads"
+            if kind in WORKLOAD_KINDS
+            else kind
+            if kind in ("Namespace", "Pod", "Service", "EndpointSlice", "NetworkPolicy")
+            else "others"
+        )
+        by.setdefault(group, []).append(obj)
+    return Manifests(
+        tuple(by.get("Namespace", ())),
+        tuple(by.get("Pod", ())),
+        tuple(by.get("workloads", ())),
+        tuple(by.get("Service", ())),
+        tuple(by.get("EndpointSlice", ())),
+        tuple(by.get("NetworkPolicy", ())),
+        tuple(by.get("others", ())),
     )
-    return ParsedManifests(m, where, order)
 
 
 def _docs_of_file(file: str, c: Collector) -> list[tuple[str, str, Any]]:
@@ -109,10 +227,30 @@ def _docs_of_file(file: str, c: Collector) -> list[tuple[str, str, Any]]:
 
 def load_manifest_file(file: str) -> ParsedManifests:
     """A multi-document manifest file (for `kemu apply -f` and `delete -f`)."""
+    with open(file, encoding="utf-8") as f:
+        return load_manifest_texts([(file, f.read())])
+
+
+def load_manifest_texts(texts: list[tuple[str, str]], namespace: str | None = None) -> ParsedManifests:
+    """Manifests as the CLI sends them: (label, YAML text) for each -f input; `namespace`
+    (kubectl's -n) for the namespaced objects that name none."""
     c = Collector()
-    docs = _docs_of_file(file, c)
+    docs: list[tuple[str, str, Any]] = []
+    for label, text in texts:
+        found = _yaml_docs(label, text, c)
+        many = len(found) > 1
+        for i, d in enumerate(found):
+            path = f"(document {i + 1})" if many else ""
+            if namespace and isinstance(d, dict) and isinstance(d.get("metadata"), dict) and registry.is_namespaced(str(d.get("kind"))):
+                given = d["metadata"].get("namespace")
+                if given and given != namespace:
+                    c.at(label, join(path, "metadata.namespace") if path else "metadata.namespace",
+                         f'the namespace from the provided object "{given}" does not match the namespace "{namespace}". You must pass \'--namespace={given}\' to perform this operation.')  # fmt: skip
+                    continue
+                d["metadata"]["namespace"] = namespace
+            docs.append((label, path, d))
     if not docs and not c.problems:
-        c.at(file, "", "no manifests in file")
+        c.at(", ".join(label for label, _ in texts) or "<input>", "", "no objects passed to apply")
     parsed = parse_manifest_docs(docs, c)
     c.raise_if_any()
     return parsed
@@ -150,11 +288,28 @@ def load_cluster_file(file: str) -> ClusterConfig:
     parsed = parse_manifest_docs(docs_in, c)
     check_manifests(spec, parsed.manifests, parsed.where, c.at)
     c.raise_if_any()
-    return ClusterConfig(spec, parsed.manifests, source=os.path.abspath(file))
+    return ClusterConfig(spec, parsed.manifests, source=os.path.abspath(file), no_effect=tuple(parsed.no_effect))
 
 
-def check_against_cluster(spec: ClusterSpec, merged: Manifests, parsed: ParsedManifests) -> None:
+def check_against_cluster(spec: ClusterSpec, namespaces: list[Namespace], parsed: ParsedManifests) -> None:
     """Validate manifests being applied to a running cluster (nodes, namespaces exist)."""
     c = Collector()
-    check_manifests(spec, merged, parsed.where, c.at)
+    m = parsed.manifests
+    check_manifests(spec, dataclasses.replace(m, namespaces=(*namespaces, *m.namespaces)), parsed.where, c.at)
     c.raise_if_any()
+
+
+def no_effect_summary(parsed_no_effect: list[tuple[str, str]], stored_kinds: list[str]) -> str:
+    """One line for `kemu validate`: fields and kinds accepted that change nothing in kemu."""
+    import re
+    from collections import Counter
+
+    fields = Counter(re.sub(r"\[\d+\]", "", path).rsplit(".", 1)[-1] for _, path in parsed_no_effect)
+    parts = [f"{name} ({n})" if n > 1 else name for name, n in sorted(fields.items())]
+    kinds = sorted(set(stored_kinds) - {"ConfigMap", "Secret", "ServiceAccount"})
+    out = []
+    if parts:
+        out.append("accepted, no effect in kemu: " + ", ".join(parts))
+    if kinds:
+        out.append("stored, no effect on the network: " + ", ".join(kinds))
+    return "\n".join(out)

@@ -7,13 +7,31 @@ stops at the first problem: the caller gets them all, as containerlab's parser d
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 Report = Callable[[str, str], None]
+
+# While set, fields a schema does not list are not errors but fields "with no effect in
+# kemu": Kubernetes manifests are checked for structure by the OpenAPI schemas first
+# (config/openapi.py); kemu's own schemas list only the fields with network meaning.
+_NO_EFFECT: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("no_effect", default=None)
+
+
+@contextlib.contextmanager
+def collecting_no_effect() -> Iterator[list[str]]:
+    found: list[str] = []
+    token = _NO_EFFECT.set(found)
+    try:
+        yield found
+    finally:
+        _NO_EFFECT.reset(token)
+
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -158,6 +176,8 @@ class Obj(Schema):
                 self.fields[k].check(v, join(path, str(k)), report)
             elif k in self.known_unsupported:
                 report(join(path, str(k)), f"is not supported by kemu yet: {self.known_unsupported[k]}")
+            elif (noted := _NO_EFFECT.get()) is not None:
+                noted.append(join(path, str(k)))
             else:
                 allowed = ", ".join(sorted(self.fields))
                 report(join(path, str(k)), f"unknown field; allowed here: {allowed}")
@@ -184,6 +204,16 @@ def label_value(value: str, path: str, report: Report) -> None:
         report(
             path,
             f"label value {value!r} is not valid: at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
+        )
+
+
+def dns_label_name(value: str, path: str, report: Report) -> None:
+    """Service and EndpointSlice port names are DNS-1123 labels (container ports: IANA names)."""
+    if len(value) > 63 or not DNS_LABEL.match(value):
+        report(
+            path,
+            f"Invalid value: {value!r}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+            "and must start and end with an alphanumeric character (at most 63)",
         )
 
 

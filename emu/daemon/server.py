@@ -13,6 +13,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,14 +21,106 @@ from emu.cluster import views
 from emu.cluster.explaining import expected, explain
 from emu.cluster.probing import probe_cluster
 from emu.cluster.runtime import Cluster
-from emu.cluster.store import canonical_kind
-from emu.config.loader import load_manifest_file
-from emu.errors import KemuError, NotFoundError, ValidationError
+from emu.config import registry
+from emu.config.loader import load_manifest_texts
+from emu.errors import KemuError, NotFoundError, Problem, ValidationError
+from emu.model.selectors import parse_selector
 
 log = logging.getLogger(__name__)
 
 
-CLUSTER_SCOPED = ("Namespace", "Node", "Host")
+def _result_line(kind: str, name: str, verb: str) -> str:
+    info = registry.info(kind)
+    return f"{(info.kind.lower() + '.' + info.group) if info and info.group else kind.lower()}/{name} {verb}"
+
+
+def _deleted_line(kind: str, name: str) -> str:
+    info = registry.info(kind)
+    return f'{info.resource if info else kind.lower()} "{name}" deleted'
+
+
+def _namespace(kind: str, a: dict[str, Any]) -> str | None:
+    if not registry.is_namespaced(kind) or a.get("all_namespaces"):
+        return None
+    return a.get("namespace") or "default"
+
+
+def _texts(a: dict[str, Any]) -> list[tuple[str, str]]:
+    if a.get("docs") is not None:
+        return [(str(label), str(text)) for label, text in a["docs"]]
+    with open(a["file"], encoding="utf-8") as f:  # the first protocol: one path
+        return [(a["file"], f.read())]
+
+
+def _delete_many(c: Cluster, kind: str, a: dict[str, Any]) -> list[str]:
+    ns = _namespace(kind, a)
+    names = list(a.get("names") or ([a["name"]] if a.get("name") else []))
+    if a.get("selector") or a.get("all"):
+        sel = parse_selector(a["selector"]) if a.get("selector") else None
+        names += [o["metadata"]["name"] for o in views.objects(c, kind, ns, None, sel)]
+    if not names:
+        raise ValidationError(
+            [Problem("<command line>", "", "resource(s) were provided, but no name was specified (give NAME, -l or --all)")]
+        )
+    grace = a.get("grace_period")
+    done = []
+    for name in dict.fromkeys(names):
+        try:
+            c.delete(kind, ns or "", name, None if grace is None or grace < 0 else int(grace), a.get("wait", True))
+        except NotFoundError:
+            if not a.get("ignore_not_found"):
+                raise
+            continue
+        done.append(_deleted_line(kind, name))
+    return done
+
+
+def _logs(c: Cluster, a: dict[str, Any]) -> dict[str, Any]:
+    ns, name = a.get("namespace") or "default", a["pod"]
+    st = c.pods.get(f"{ns}/{name}")
+    if st is None:
+        raise NotFoundError(f'pods "{name}" not found')
+    names = [x.name for x in (*st.pod.spec.init_containers, *st.pod.spec.containers)]
+    container = a.get("container")
+    if container is None:
+        if len(st.pod.spec.containers) > 1:
+            raise ValidationError(
+                [Problem("<command line>", "", f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]")]
+            )
+        container = st.pod.spec.containers[0].name
+    if container not in names:
+        raise ValidationError([Problem("<command line>", "", f"container {container} is not valid for pod {name}")])
+    try:
+        with open(c.kubelet.log_path(st.pod, container), encoding="utf-8", errors="replace") as f:
+            return {"text": f.read()}
+    except FileNotFoundError:
+        return {"text": ""}
+
+
+def _rollout_status(c: Cluster, kind: str, a: dict[str, Any]) -> dict[str, Any]:
+    ns, name = a.get("namespace") or "default", a["name"]
+    deadline = time.monotonic() + float(a.get("rollout_timeout") or 3600)
+    while True:
+        items = views.objects(c, kind, ns, name)
+        if not items:
+            raise NotFoundError(f'{registry.BY_KIND[kind].resource} "{name}" not found')
+        o = items[0]
+        want = o["spec"].get("replicas", 1) if kind != "DaemonSet" else o["status"].get("desiredNumberScheduled", 0)
+        st = o["status"]
+        if kind == "DaemonSet":
+            ready, updated = st.get("numberReady", 0), st.get("updatedNumberScheduled", 0)
+        else:
+            ready, updated = st.get("readyReplicas", 0), st.get("updatedReplicas", 0)
+        total = st.get("replicas", 0) if kind != "DaemonSet" else st.get("currentNumberScheduled", 0)
+        if updated >= want and ready >= want and total <= want:
+            word = {"Deployment": "deployment", "StatefulSet": "statefulset rolling update", "DaemonSet": "daemon set"}.get(kind, kind)
+            return {"done": True, "message": f'{word} "{name}" successfully rolled out'}
+        if time.monotonic() > deadline:
+            return {
+                "done": False,
+                "message": f"error: timed out waiting for the condition ({ready} of {want} updated replicas are available)",
+            }
+        time.sleep(0.1)
 
 
 def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None]) -> Any:
@@ -36,22 +129,30 @@ def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None])
     if op == "status":
         return {"cluster": c.name, "pid": os.getpid(), "pods": len(c.pods), "unready": c.wait_ready(0)}
     if op == "get":
-        kind = canonical_kind(a["kind"])
-        ns = None if a.get("all_namespaces") or kind in CLUSTER_SCOPED else (a.get("namespace") or "default")
-        return views.objects(c, kind, ns, a.get("name"))
+        kind = registry.canonical_kind(a["kind"])
+        if kind == "Event":
+            return []
+        sel = parse_selector(a["selector"]) if a.get("selector") else None
+        return views.objects(c, kind, _namespace(kind, a), a.get("name"), sel)
     if op == "apply":
-        parsed = load_manifest_file(a["file"])
+        parsed = load_manifest_texts(_texts(a), a.get("namespace"))
         changes = c.apply(parsed)
-        out: dict[str, Any] = {"created": [p.key for p in changes.create], "deleted": [p.key for p in changes.delete]}
+        warnings: list[str] = []
         if parsed.manifests.network_policies and not c.spec.network_policy:
-            out["warning"] = (
+            warnings.append(
                 "spec.networkPolicy is false: NetworkPolicies are accepted and have no effect (as with a pod network that does not implement them)"
             )
-        return out
+        results = [_result_line(kind, name, verb) for kind, _ns, name, verb in getattr(changes, "results", [])]
+        return {
+            "results": results,
+            "warnings": warnings,
+            "created": [p.key for p in changes.create],
+            "deleted": [p.key for p in changes.delete],
+        }
     if op == "explain":
         return explain(c, a["src"], a["dst"], a.get("port"), a.get("protocol"))
     if op == "delete_file":
-        parsed = load_manifest_file(a["file"])
+        parsed = load_manifest_texts(_texts(a))
         done = []
         for key, obj in reversed(parsed.order):
             kind = key.split("/")[0]
@@ -61,17 +162,26 @@ def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None])
                 if not a.get("ignore_not_found"):
                     raise
                 continue
-            done.append(key)
+            done.append(_deleted_line(kind, obj.meta.name))
         return {"deleted": done}
     if op == "delete":
-        kind = canonical_kind(a["kind"])
-        grace = a.get("grace_period")
-        c.delete(kind, a.get("namespace") or "default", a["name"], None if grace is None or grace < 0 else int(grace), a.get("wait", True))
-        return {"deleted": [f"{kind}/{a['name']}"]}
+        return {"deleted": _delete_many(c, registry.canonical_kind(a["kind"]), a)}
     if op == "label":
-        kind = canonical_kind(a["kind"])
+        kind = registry.canonical_kind(a["kind"])
         c.label(kind, a.get("namespace") or "default", a["name"], a.get("set") or {}, a.get("remove") or [], bool(a.get("overwrite")))
         return {"labeled": f"{kind}/{a['name']}"}
+    if op == "scale":
+        kind = registry.canonical_kind(a["kind"])
+        c.scale(kind, a.get("namespace") or "default", a["name"], int(a["replicas"]))
+        return {"result": _result_line(kind, a["name"], "scaled")}
+    if op == "rollout_status":
+        return _rollout_status(c, registry.canonical_kind(a["kind"]), a)
+    if op == "rollout_restart":
+        kind = registry.canonical_kind(a["kind"])
+        c.restart(kind, a.get("namespace") or "default", a["name"])
+        return {"result": _result_line(kind, a["name"], "restarted")}
+    if op == "logs":
+        return _logs(c, a)
     if op == "probe":
         results = probe_cluster(c, a.get("to", "pods"), a.get("ports"), a.get("protocols"), float(a.get("probe_timeout") or 1.0))
         rows = [r.as_json() for r in results]

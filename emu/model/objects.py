@@ -201,6 +201,9 @@ class Workload:
     parallelism: int = 1  # Job
     backoff_limit: int = 6  # Job
     owner: str = ""  # a ReplicaSet's Deployment ("Deployment/name")
+    revision_history_limit: int = 10  # Deployment: old ReplicaSets kept (scaled to 0)
+    active_deadline_seconds: int | None = None  # Job: DeadlineExceeded after this long
+    suspend: bool = False  # Job: no pods while suspended
     raw: dict[str, Any] = field(default_factory=dict)  # the object as written
 
     @property
@@ -210,6 +213,24 @@ class Workload:
     @property
     def ref(self) -> str:
         return f"{self.kind}/{self.meta.name}"
+
+
+@dataclass(frozen=True)
+class ObservedPod:
+    """A pod as the kubelet reports it: what the controllers read back (status.phase,
+    the Ready condition, deletionTimestamp, spec.nodeName, restart counts)."""
+
+    pod: Pod
+    phase: str = "Pending"  # Pending | Running | Succeeded | Failed
+    ready: bool = False
+    terminating: bool = False
+    node: str = ""
+    restarts: int = 0  # summed over the pod's containers
+    ready_since: float = 0.0  # when it last became Ready (minReadySeconds); 0: unknown
+
+    @property
+    def key(self) -> str:
+        return self.pod.key
 
 
 # The name the first version used for what is now one kind among several.
@@ -279,3 +300,4 @@ class ClusterConfig:
     spec: ClusterSpec
     manifests: Manifests
     source: str = ""
+    no_effect: tuple[tuple[str, str], ...] = ()  # (file, path) of fields accepted with no effect in kemu

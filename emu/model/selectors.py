@@ -52,3 +52,40 @@ class LabelSelector:
             else:
                 parts.append(f"!{r.key}")
         return ",".join(parts) or "<all>"
+
+
+def parse_selector(text: str) -> LabelSelector:
+    """kubectl's `-l` syntax: `a=b,c!=d,e in (f,g),h notin (i),j,!k` (`==` as `=`)."""
+    import re
+
+    labels: dict[str, str] = {}
+    exprs: list[Requirement] = []
+    # Split on commas outside parentheses.
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    for raw in (p.strip() for p in parts):
+        if not raw:
+            continue
+        m = re.fullmatch(r"([^\s!=(),]+)\s+(in|notin)\s+\(([^)]*)\)", raw)
+        if m:
+            values = tuple(v.strip() for v in m.group(3).split(",") if v.strip())
+            exprs.append(Requirement(m.group(1), "In" if m.group(2) == "in" else "NotIn", values))
+        elif "!=" in raw:
+            k, v = raw.split("!=", 1)
+            exprs.append(Requirement(k.strip(), "NotIn", (v.strip(),)))
+        elif "=" in raw:
+            k, v = raw.replace("==", "=").split("=", 1)
+            labels[k.strip()] = v.strip()
+        elif raw.startswith("!"):
+            exprs.append(Requirement(raw[1:].strip(), "DoesNotExist"))
+        else:
+            exprs.append(Requirement(raw, "Exists"))
+    return LabelSelector(labels, tuple(exprs))

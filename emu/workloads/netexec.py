@@ -4,6 +4,10 @@ Upstream Kubernetes e2e tests talk to agnhost netexec; kemu answers the same req
 TCP (HTTP/1.1): /hostname, /clientip, /echo?msg=X, /healthz, / ; UDP datagrams:
 `hostname`, `echo X`, `clientip`. Sockets are created by the caller while its thread is
 inside the pod's namespace (so they belong to the pod); the loop only serves them.
+
+As a stand-in for whatever the real image serves, every TCP port also passes the kubelet's
+probes: an HTTP request from `kube-probe/*` gets 200 on any path, and a connection opening
+with the HTTP/2 preface is a gRPC health check (handed to grpc_health).
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from emu.model.objects import ContainerPort
+from emu.workloads.grpc_health import PREFACE, GrpcHealthProtocol
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +38,16 @@ def http_response(status: str, body: str, close: bool) -> bytes:
     return head.encode() + data
 
 
-def answer_http(target: str, hostname: str, peer: tuple[str, int]) -> tuple[str, str]:
+def answer_http(target: str, hostname: str, peer: tuple[str, int], user_agent: str = "") -> tuple[str, str]:
+    status, body = _netexec_answer(target, hostname, peer)
+    # Real manifests probe the image's own endpoints (/healthz/ready, /actuator/health, …);
+    # the stand-in passes every kubelet probe (the kubelet sends User-Agent kube-probe/X.Y).
+    if user_agent.startswith("kube-probe/") and not status.startswith("200"):
+        return "200 OK", "ok"
+    return status, body
+
+
+def _netexec_answer(target: str, hostname: str, peer: tuple[str, int]) -> tuple[str, str]:
     url = urlsplit(target)
     if url.path in ("/", "/hostname"):
         return "200 OK", hostname
@@ -58,26 +73,91 @@ def answer_udp(message: str, hostname: str, peer: tuple[str, int]) -> str | None
     return None
 
 
+class RequestLog:
+    """A pod's request log for `kemu logs`: `<RFC3339 time> <peer ip:port> <what>` a line.
+
+    Opened once per pod and line-buffered (one write(2) a line, nothing lost on a crash);
+    the timestamp's seconds part is formatted once a second, so 1000 busy pods stay cheap.
+    """
+
+    _sec = -1
+    _prefix = ""
+
+    def __init__(self, path: str) -> None:
+        self.file: TextIO = open(path, "a", buffering=1, encoding="utf-8", errors="replace")
+
+    @classmethod
+    def now(cls) -> str:
+        t = time.time()
+        sec = int(t)
+        if sec != cls._sec:
+            cls._sec, cls._prefix = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        return f"{cls._prefix}.{int((t - sec) * 1e6):06d}Z"
+
+    def write(self, peer: tuple[str, int] | Any, what: str) -> None:
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "-"
+        try:
+            self.file.write(f"{self.now()} {where} {what}\n")
+        except (OSError, ValueError):  # disk full, or closed by stop_pod: serving goes on
+            pass
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _printable(text: str) -> str:
+    return text.encode("unicode_escape").decode("ascii")
+
+
 class _Http(asyncio.Protocol):
-    def __init__(self, server: NetexecServer, pod: str, hostname: str) -> None:
-        self.server, self.pod, self.hostname = server, pod, hostname
+    def __init__(self, server: NetexecServer, pod: str, hostname: str, reqlog: RequestLog | None = None) -> None:
+        self.server, self.pod, self.hostname, self.reqlog = server, pod, hostname, reqlog
         self.buf = b""
         self.transport: asyncio.Transport | None = None
+        self.peer: Any = ("", 0)
+        self.sniffing = True  # until the first bytes say HTTP/1.1 or HTTP/2
+        self.h2: GrpcHealthProtocol | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.peer = transport.get_extra_info("peername") or ("", 0)
         self.server._conns.setdefault(self.pod, set()).add(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         conns = self.server._conns.get(self.pod)
         if conns is not None and self.transport is not None:
             conns.discard(self.transport)
+        if self.h2 is not None:
+            self.h2.connection_lost(exc)
+
+    def _log(self, what: str) -> None:
+        if self.reqlog is not None:
+            self.reqlog.write(self.peer, what)
+
+    def _grpc_call(self, path: str, code: int) -> None:
+        self._log(f"GRPC {path} {code}")
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
+        if self.h2 is not None:
+            self.h2.data_received(data)
+            return
         self.buf += data
+        if self.sniffing:
+            # The kubelet's grpc probe speaks HTTP/2 with prior knowledge: the connection
+            # opens with the client preface (RFC 9113 §3.4), which no HTTP/1.1 request does.
+            if len(self.buf) < len(PREFACE) and PREFACE.startswith(self.buf):
+                return
+            self.sniffing = False
+            if self.buf.startswith(PREFACE):
+                self.h2 = GrpcHealthProtocol(self._grpc_call if self.reqlog is not None else None)
+                self.h2.connection_made(self.transport)
+                buf, self.buf = self.buf, b""
+                self.h2.data_received(buf)
+                return
         if len(self.buf) > MAX_REQUEST:
+            self._log("- - 431")
             self.transport.write(http_response("431 Request Header Fields Too Large", "", True))
             self.transport.close()
             return
@@ -86,13 +166,15 @@ class _Http(asyncio.Protocol):
             lines = head.decode("latin-1").split("\r\n")
             parts = lines[0].split()
             if len(parts) < 3:
+                self._log("- - 400")
                 self.transport.write(http_response("400 Bad Request", "", True))
                 self.transport.close()
                 return
             method, target, version = parts[0], parts[1], parts[2]
             headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
             close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
-            status, body = answer_http(target, self.hostname, self.transport.get_extra_info("peername"))
+            status, body = answer_http(target, self.hostname, self.peer, headers.get("user-agent", ""))
+            self._log(f"{method} {target} {status.split(' ', 1)[0]}")
             if method == "HEAD":
                 body = ""
             self.transport.write(http_response(status, body, close))
@@ -102,15 +184,18 @@ class _Http(asyncio.Protocol):
 
 
 class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, hostname: str) -> None:
-        self.hostname = hostname
+    def __init__(self, hostname: str, reqlog: RequestLog | None = None) -> None:
+        self.hostname, self.reqlog = hostname, reqlog
         self.transport: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = answer_udp(data.decode("utf-8", "replace"), self.hostname, addr)
+        message = data.decode("utf-8", "replace")
+        if self.reqlog is not None:
+            self.reqlog.write(addr, f"UDP {_printable(message[:40])}")
+        reply = answer_udp(message, self.hostname, addr)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply.encode(), addr)
 
@@ -143,6 +228,7 @@ class NetexecServer:
         self._thread = threading.Thread(target=self.loop.run_forever, name="kemu-workloads", daemon=True)
         self._servers: dict[str, list[Any]] = {}
         self._conns: dict[str, set[asyncio.Transport]] = {}
+        self._logs: dict[str, RequestLog] = {}
 
     def start(self) -> None:
         self._thread.start()
@@ -151,17 +237,29 @@ class NetexecServer:
         """Run a coroutine on the loop from another thread and wait for its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def serve(self, pod: str, hostname: str, sockets: list[tuple[ContainerPort, socket.socket]]) -> None:
-        """Start serving a pod's bound sockets (returns once they are all served)."""
-        self.call(self._serve(pod, hostname, sockets))
+    def serve(self, pod: str, hostname: str, sockets: list[tuple[ContainerPort, socket.socket]], log_path: str | None = None) -> None:
+        """Start serving a pod's bound sockets (returns once they are all served).
 
-    async def _serve(self, pod: str, hostname: str, sockets: list[tuple[ContainerPort, socket.socket]]) -> None:
+        With `log_path`, every HTTP request, UDP datagram and gRPC call is appended there.
+        """
+        reqlog = RequestLog(log_path) if log_path else None  # opened here: no file I/O on the loop
+        self.call(self._serve(pod, hostname, sockets, reqlog))
+
+    async def _serve(
+        self, pod: str, hostname: str, sockets: list[tuple[ContainerPort, socket.socket]], reqlog: RequestLog | None = None
+    ) -> None:
+        if reqlog is not None:
+            if pod in self._logs:  # served again (more ports): keep the one open file
+                reqlog.close()
+            reqlog = self._logs.setdefault(pod, reqlog)
+        else:
+            reqlog = self._logs.get(pod)
         servers = self._servers.setdefault(pod, [])
         for p, s in sockets:
             if p.protocol == "TCP":
-                servers.append(await self.loop.create_server(lambda: _Http(self, pod, hostname), sock=s))
+                servers.append(await self.loop.create_server(lambda: _Http(self, pod, hostname, reqlog), sock=s))
             else:
-                transport, _ = await self.loop.create_datagram_endpoint(lambda: _Udp(hostname), sock=s)
+                transport, _ = await self.loop.create_datagram_endpoint(lambda: _Udp(hostname, reqlog), sock=s)
                 servers.append(transport)
 
     def stop_pod(self, pod: str) -> None:
@@ -173,6 +271,9 @@ class NetexecServer:
             srv.close()
         for t in list(self._conns.pop(pod, ())):
             t.abort()
+        reqlog = self._logs.pop(pod, None)
+        if reqlog is not None:
+            reqlog.close()
 
     def stop(self) -> None:
         if not self._thread.is_alive():

@@ -1,12 +1,18 @@
 """Containers with a `command` kemu can run on this machine: real processes in the pod.
 
-Each runs through `python -m emu.dataplane.enter NETNS HOSTNAME -- ARGV`, which joins the
-pod's network namespace and a UTS namespace carrying the pod's hostname, then execs the
-command (so the recorded pid is the container's own). Output goes to a log file.
+Each runs through `python -m emu.dataplane.enter NETNS HOSTNAME [--env-file F] [--workdir D]
+-- ARGV`, which joins the pod's network namespace and a UTS namespace carrying the pod's
+hostname, sets the container's environment, then execs the command (so the recorded pid
+is the container's own). Output goes to a log file.
+
+Busybox images (the usual `sh -c`, `sleep 3600`, `wget` test clients) run through this
+machine's /bin/busybox (Debian's `busybox` package), so they behave as the image would.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shutil
 import signal
@@ -18,13 +24,49 @@ from dataclasses import dataclass
 from emu.dataplane.ownership import ProcRef
 from emu.model.objects import Container
 
+BUSYBOX = "/bin/busybox"
+
+
+def image_repository(image: str) -> str:
+    """The last path component of an image reference, without tag or digest:
+    `docker.io/library/busybox@sha256:…` and `localhost:5000/busybox:1.36` → `busybox`."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return name.split(":", 1)[0]
+
+
+@functools.cache
+def busybox_applets() -> frozenset[str]:
+    """The applets this machine's busybox has (empty when busybox is not installed)."""
+    if not os.access(BUSYBOX, os.X_OK):
+        return frozenset()
+    try:
+        out = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, timeout=5, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(out.split())
+
+
+def _busybox_argv(c: Container) -> list[str] | None:
+    # The image has no ENTRYPOINT and CMD ["sh"]: `args` alone replace CMD, and with
+    # neither it runs `sh`, which exits at once on a closed stdin (as the real one does).
+    argv = [*c.command, *c.args] if c.command else list(c.args) or ["sh"]
+    applet = os.path.basename(argv[0])
+    if applet in busybox_applets():
+        return [BUSYBOX, applet, *argv[1:]]  # busybox picks the applet from argv[1]
+    return None
+
 
 def runnable_argv(c: Container) -> list[str] | None:
     """The argv to run for a container, or None when the built-in server stands in.
 
     Kubernetes runs `command` + `args`; kemu can only run it if the program exists on
     this machine (an image's /agnhost does not: then the declared ports are served).
+    A busybox image's applets (sh, sleep, wget, nc, …) run through /bin/busybox.
     """
+    if image_repository(getattr(c, "image", "") or "") == "busybox":
+        bb = _busybox_argv(c)
+        if bb is not None:
+            return bb
     argv = [*c.command, *c.args]
     if not c.command:
         return None
@@ -41,10 +83,36 @@ class Process:
     ref: ProcRef
 
 
-def start(pod: str, c: Container, argv: list[str], netns_name: str, hostname: str, log_path: str) -> Process:
+def write_env_file(path: str, env: dict[str, str]) -> None:
+    """JSON {name: value}, readable by root only (it may hold Secret values)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(fd, 0o600)  # an older file keeps its mode through O_CREAT
+        json.dump(env, f)
+
+
+def start(
+    pod: str,
+    c: Container,
+    argv: list[str],
+    netns_name: str,
+    hostname: str,
+    log_path: str,
+    env: dict[str, str] | None = None,
+    workdir: str = "",
+) -> Process:
+    """Start a container's process. With `env` it gets that environment (on top of PATH,
+    HOME, HOSTNAME) instead of kemu's; `workdir` is its working directory if it exists."""
+    opts: list[str] = []
+    if env is not None:
+        env_path = os.path.splitext(log_path)[0] + ".env.json"
+        write_env_file(env_path, env)
+        opts += ["--env-file", env_path]
+    if workdir:
+        opts += ["--workdir", workdir]
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "emu.dataplane.enter", netns_name, hostname, "--", *argv],
+            [sys.executable, "-m", "emu.dataplane.enter", netns_name, hostname, *opts, "--", *argv],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -48,7 +48,7 @@ def ready(c: Running, key: str) -> bool:
 def test_apply_label_delete_pod(quickstart: Running, tmp_path) -> None:  # type: ignore[no-untyped-def]
     f = write(tmp_path, "app.yaml", APP)
     out = kemu("--cluster", "quickstart", "apply", "-f", f).stdout
-    assert "1 pod(s) created" in out
+    assert "namespace/lab created" in out and "pod/duo created" in out
     assert "kemu-quickstart.lab.duo" in netns_list()  # the dataplane is there when apply returns
     wait_until(lambda: ready(quickstart, "lab/duo"), 15, "lab/duo Ready (exec probe)")
     # Two containers, one namespace: netexec reaches the real process over localhost.

@@ -122,6 +122,9 @@ def test_get_shapes(xyz: Running) -> None:
     ns = json.loads(kemu("--cluster", "xyz", "get", "ns", "-o", "json").stdout)["items"]
     assert {n["metadata"]["name"]: n["metadata"]["labels"]["kubernetes.io/metadata.name"] for n in ns} == {
         "default": "default",
+        "kube-node-lease": "kube-node-lease",
+        "kube-public": "kube-public",
+        "kube-system": "kube-system",
         "x": "x",
         "y": "y",
         "z": "z",
@@ -129,7 +132,21 @@ def test_get_shapes(xyz: Running) -> None:
     yaml_out = kemu("--cluster", "xyz", "get", "pods", "-A", "-o", "yaml").stdout
     assert yaml_out.startswith("apiVersion: v1\nkind: List")
     wide = kemu("--cluster", "xyz", "get", "pods", "-A", "-o", "wide").stdout.splitlines()
-    assert wide[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"] and len(wide) == 10
+    assert wide[0].split() == [
+        "NAMESPACE",
+        "NAME",
+        "READY",
+        "STATUS",
+        "RESTARTS",
+        "AGE",
+        "IP",
+        "NODE",
+        "NOMINATED",
+        "NODE",
+        "READINESS",
+        "GATES",
+    ]
+    assert len(wide) == 10
 
 
 def test_names_on_the_machine(xyz: Running) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from emu.cli.commands import parse_labels
@@ -64,7 +66,9 @@ def test_render_list_shape() -> None:
     doc = json.loads(render("Pod", [pod], "json", False, False))
     assert doc["kind"] == "List" and doc["items"][0]["status"]["podIP"] == "10.244.0.2"
     wide = render("Pod", [pod], "wide", True, False).splitlines()
-    assert wide[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    assert re.split(r"\s{2,}", wide[0]) == [
+        *["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
+    ]
     assert wide[1].split()[:4] == ["x", "a", "1/1", "Running"]
 
 

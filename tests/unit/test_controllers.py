@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from emu.controllers import deployments
+from emu.controllers import deployments, replicasets
 from emu.controllers.ipam import PodIPAllocator, plan_addresses
-from emu.controllers.scheduler import choose_node
-from emu.model.objects import ClusterSpec, Container, Deployment, ExternalHostDecl, Meta, NodeDecl, PodSpec
+from emu.controllers.scheduler import NodeInfo, choose_node, node_infos, schedule_all
+from emu.model.objects import ClusterSpec, Container, ExternalHostDecl, Meta, NodeDecl, Pod, PodSpec, Workload
 from emu.model.selectors import LabelSelector
 
 pytestmark = pytest.mark.unit
@@ -46,56 +46,55 @@ def test_pod_range_exhaustion() -> None:
     assert got[-1] == "10.244.0.254" and alloc.allocate("n1") is None
 
 
-def spec(node_name: str = "", selector: dict[str, str] | None = None) -> PodSpec:
-    return PodSpec((Container("c"),), node_name, selector or {})
+def pod(node_name: str = "", selector: dict[str, str] | None = None) -> Pod:
+    return Pod(Meta("p", "x"), PodSpec((Container("c"),), node_name, selector or {}))
 
 
 def test_scheduler_order_of_rules() -> None:
-    nodes = plan_addresses(SPEC).nodes
-    cap = {"n1": 10, "n2": 10, "n3": 10}
-    assert choose_node(spec("n3"), nodes, {}, cap) == "n3"
-    assert choose_node(spec(selector={"zone": "a"}), nodes, {"n1": 5}, cap) == "n3"
-    assert choose_node(spec(selector={"zone": "c"}), nodes, {}, cap) is None  # Pending
-    assert choose_node(spec(), nodes, {"n1": 1, "n2": 0, "n3": 0}, cap) == "n2"
-    assert choose_node(spec(), nodes, {}, {"n1": 0, "n2": 0, "n3": 0}) is None
+    def nodes(load: dict[str, int], free: int = 10) -> list[NodeInfo]:
+        return node_infos(SPEC.nodes, {"n1": free, "n2": free, "n3": free}, load)
+
+    assert choose_node(pod("n3"), nodes({})) == "n3"
+    assert choose_node(pod(selector={"zone": "a"}), nodes({"n1": 5})) == "n3"
+    assert choose_node(pod(selector={"zone": "c"}), nodes({})) is None  # Pending
+    assert choose_node(pod(), nodes({"n1": 1, "n2": 0, "n3": 0})) == "n2"
+    assert choose_node(pod(), nodes({}, free=0)) is None
 
 
 def test_even_spread() -> None:
-    nodes = plan_addresses(SPEC).nodes
-    load: dict[str, int] = {}
-    for _ in range(9):
-        n = choose_node(spec(), nodes, load, {"n1": 9, "n2": 9, "n3": 9})
-        assert n is not None
-        load[n] = load.get(n, 0) + 1
-    assert load == {"n1": 3, "n2": 3, "n3": 3}
+    got = schedule_all([dataclasses.replace(pod(), meta=Meta(f"p{i}", "x")) for i in range(9)], node_infos(SPEC.nodes))
+    assert sorted(got.values()) == ["n1"] * 3 + ["n2"] * 3 + ["n3"] * 3
 
 
-def deployment(replicas: int, labels: dict[str, str] | None = None) -> Deployment:
+def deployment(replicas: int, labels: dict[str, str] | None = None) -> Workload:
     labels = labels or {"app": "web"}
-    return Deployment(Meta("web", "x"), replicas, LabelSelector({"app": "web"}), labels, spec())
+    return Workload("Deployment", Meta("web", "x"), replicas, LabelSelector({"app": "web"}), labels, PodSpec((Container("c"),)))
 
 
 def test_deployment_names_are_deterministic_and_kubernetes_shaped() -> None:
     d = deployment(3)
-    create, delete, nxt = deployments.reconcile(d, [], 0)
-    again, _, _ = deployments.reconcile(d, [], 0)
-    assert [p.meta.name for p in create] == [p.meta.name for p in again]
-    assert nxt == 3 and not delete
-    for p in create:
+    step = deployments.step(d, [], {})
+    (rs,) = step.replicasets
+    assert rs.meta.name == f"web-{deployments.template_hash(d)}" and rs.replicas == 3 and rs.owner == "Deployment/web"
+    res = replicasets.reconcile(rs, [], 0)
+    again = replicasets.reconcile(rs, [], 0)
+    assert [p.meta.name for p in res.create] == [p.meta.name for p in again.create]
+    assert res.next_index == 3 and not res.delete
+    for p in res.create:
         name, h, suffix = p.meta.name.rsplit("-", 2)
         assert name == "web" and len(h) == 10 and len(suffix) == 5
-        assert p.meta.labels["pod-template-hash"] == h and p.owner == "web"
-    assert len({p.meta.name for p in create}) == 3
+        assert p.meta.labels["pod-template-hash"] == h and p.owner == rs.ref
+    assert len({p.meta.name for p in res.create}) == 3
 
 
 def test_deployment_scale_and_template_change() -> None:
     d = deployment(3)
-    pods, _, nxt = deployments.reconcile(d, [], 0)
-    create, delete, _ = deployments.reconcile(dataclasses.replace(d, replicas=1), pods, nxt)
-    assert not create and delete == pods[1:]
-    create, delete, _ = deployments.reconcile(dataclasses.replace(d, replicas=4), pods, nxt)
-    assert len(create) == 1 and not delete
-    assert create[0].meta.name not in {p.meta.name for p in pods}  # a new name, as upstream
+    (rs,) = deployments.step(d, [], {}).replicasets
+    step = deployments.step(dataclasses.replace(d, replicas=1), [rs], {})
+    assert [r.replicas for r in step.replicasets] == [1]
     changed = deployment(3, {"app": "web", "v": "2"})
-    create, delete, _ = deployments.reconcile(changed, pods, nxt)
-    assert delete == pods and len(create) == 3  # recreate on template change
+    assert deployments.template_hash(changed) != deployments.template_hash(d)
+    step = deployments.step(changed, [rs], {rs.meta.name: []})
+    (new,) = step.replicasets  # a second ReplicaSet, within maxSurge (25% of 3 → 1)
+    assert new.meta.name == deployments.rs_name(changed) and new.replicas == 1
+    assert new.meta.annotations["deployment.kubernetes.io/revision"] == "2"

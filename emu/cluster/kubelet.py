@@ -1,0 +1,390 @@
+"""The kubelet: one pod's life on its node — network, init containers, containers (real
+processes or the stand-in server), probes, restarts, graceful termination.
+
+Concurrency model (who owns what):
+- `Kubelet.pods` and every PodState in it are changed only with the cluster lock held
+  (`Cluster.lock`, an RLock: one API write at a time), by request threads, the
+  termination threads and the monitor thread;
+- readiness flags (`PodState.ready`) are written by probe callbacks on the workload loop
+  under `Kubelet.status` (a Condition), which is also what `wait_ready` waits on; readers
+  that only need a snapshot take `status`, never the cluster lock;
+- after any status change `on_change()` is called (it marks the cluster dirty; the sync
+  thread recomputes EndpointSlices, proxies, policies and controllers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from emu.dataplane import netns
+from emu.dataplane.network import Network
+from emu.dataplane.ownership import Record
+from emu.model.objects import Container, Pod
+from emu.workloads import env as envmod
+from emu.workloads import processes, readiness
+from emu.workloads.netexec import NetexecServer, open_sockets_here
+
+log = logging.getLogger(__name__)
+
+BACKOFF_MAX = 300.0  # the kubelet's CrashLoopBackOff cap; it starts at 10 s and doubles
+BACKOFF_START = 10.0
+
+
+@dataclass
+class ContainerState:
+    proc: processes.Process | None = None
+    restarts: int = 0
+    state: str = "waiting"  # waiting | running | terminated
+    reason: str = "ContainerCreating"
+    exit_code: int | None = None
+    started_at: float = 0.0
+    restart_at: float = 0.0  # when a crashed container may start again
+    started: bool = True  # startupProbe passed (or none)
+
+
+@dataclass
+class PodState:
+    """Status of one pod as the kubelet would report it."""
+
+    pod: Pod
+    node: str = ""
+    ip: str = ""
+    netns: str = ""
+    phase: str = "Pending"
+    ready: dict[str, bool] = field(default_factory=dict)  # container → ready
+    started: float = 0.0
+    containers: dict[str, ContainerState] = field(default_factory=dict)
+    init_done: int = 0  # init containers completed
+    probes: list[Future[Any]] = field(default_factory=list)
+    terminating: bool = False
+    finalizer: threading.Thread | None = None
+    env: dict[str, dict[str, str]] = field(default_factory=dict)  # container → its environment
+    unschedulable: str = ""  # the scheduler's reason, while Pending
+    ready_since: float = 0.0
+    env_files: dict[str, str] = field(default_factory=dict)  # container → JSON env file (for exec)
+
+    @property
+    def is_ready(self) -> bool:
+        return self.phase == "Running" and all(self.ready.values())
+
+    @property
+    def restarts(self) -> int:
+        return sum(c.restarts for c in self.containers.values())
+
+    @property
+    def procs(self) -> list[processes.Process]:
+        return [c.proc for c in self.containers.values() if c.proc is not None]
+
+    @property
+    def host_network(self) -> bool:
+        return self.pod.spec.host_network
+
+
+Lookup = Callable[[str, str], dict[tuple[str, str], dict[str, str]]]
+
+
+class Kubelet:
+    def __init__(
+        self,
+        cluster: str,
+        network: Network,
+        server: NetexecServer,
+        record: Record,
+        log_dir: str,
+        lock: threading.RLock,
+        on_change: Callable[[], None],
+        data: Callable[[], tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], dict[str, str]]]],
+    ) -> None:
+        self.cluster = cluster
+        self.network = network
+        self.server = server
+        self.record = record
+        self.log_dir = log_dir
+        self.lock = lock
+        self.on_change = on_change
+        self.data = data  # (configmaps, secrets) by (namespace, name): for env
+        self.pods: dict[str, PodState] = {}
+        self.status = threading.Condition()
+        self._stop = threading.Event()
+        self._monitor = threading.Thread(target=self._monitor_loop, name="kemu-kubelet", daemon=True)
+
+    def start_monitor(self) -> None:
+        self._monitor.start()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    # --- start ---------------------------------------------------------------------------
+
+    def log_path(self, pod: Pod, container: str) -> str:
+        return os.path.join(self.log_dir, f"{pod.meta.namespace}_{pod.meta.name}_{container}.log")
+
+    def start(self, st: PodState) -> None:
+        """Give the pod its network and start it (init containers first, in order)."""
+        pod = st.pod
+        runnable = {c.name: self.argv(st, c) for c in pod.spec.containers}
+        served = [p for c in pod.spec.containers if runnable[c.name] is None for p in c.ports]
+        bound: list[Any] = []
+        if st.host_network:
+            # A host-network pod shares its node's namespace and address (the kubelet runs
+            # it with the node's network); its stand-in ports are opened there.
+            node_ns = self.network.nodes[st.node].name
+            with netns.entered(node_ns):
+                bound.extend(open_sockets_here(served))
+            st.netns = node_ns
+        else:
+
+            def inside() -> None:
+                bound.extend(open_sockets_here(served))
+
+            st.netns = self.network.add_pod(pod.key, st.node, st.ip, inside)
+        st.started = time.time()
+        first = next((c.name for c in pod.spec.containers if runnable[c.name] is None and c.ports), "")
+        self.server.serve(pod.key, self._hostname(pod), bound, log_path=self.log_path(pod, first) if first else None)
+        st.containers = {c.name: ContainerState() for c in (*pod.spec.init_containers, *pod.spec.containers)}
+        st.ready = {c.name: False for c in pod.spec.containers}
+        self._write_env_files(st)
+        if pod.spec.init_containers:
+            st.phase = "Pending"
+            self._next_init(st)
+        else:
+            self._start_containers(st)
+
+    @staticmethod
+    def _hostname(pod: Pod) -> str:
+        return pod.spec.hostname or pod.meta.name
+
+    def _env(self, st: PodState, c: Container) -> dict[str, str]:
+        configmaps, secrets = self.data()
+        host_ip = self.network.plan.node(st.node).ip if st.node else ""
+        raw_pod = {"metadata": _meta_raw(st.pod), "spec": {**st.pod.spec.raw, "nodeName": st.node}}
+        values, problems = envmod.container_env(
+            c.raw, raw_pod, pod_ip=st.ip, host_ip=host_ip, node_name=st.node, configmaps=configmaps, secrets=secrets
+        )
+        for p in problems:
+            log.warning("pod %s container %s: %s", st.pod.key, c.name, p)
+        return values
+
+    def _write_env_files(self, st: PodState) -> None:
+        """Each container's environment, resolved once at start; written for `kemu exec -c`."""
+        for c in (*st.pod.spec.init_containers, *st.pod.spec.containers):
+            st.env[c.name] = {"HOSTNAME": self._hostname(st.pod), **self._env(st, c)}
+            path = os.path.join(self.log_dir, f"{st.pod.meta.namespace}_{st.pod.meta.name}_{c.name}.env")
+            processes.write_env_file(path, st.env[c.name])
+            st.env_files[c.name] = path
+
+    def argv(self, st: PodState, c: Container) -> list[str] | None:
+        """The container's command with `$(VAR)` references expanded, as the kubelet does."""
+        env = st.env.get(c.name, {})
+        expanded = dataclasses.replace(
+            c, command=tuple(envmod.expand(x, env) for x in c.command), args=tuple(envmod.expand(x, env) for x in c.args)
+        )
+        return processes.runnable_argv(expanded)
+
+    def _spawn(self, st: PodState, c: Container, argv: list[str]) -> processes.Process:
+        proc = processes.start(
+            st.pod.key,
+            c,
+            argv,
+            st.netns,
+            self._hostname(st.pod),
+            self.log_path(st.pod, c.name),
+            env=st.env.get(c.name),
+            workdir=c.working_dir,
+        )
+        self.record.add_process(proc.ref, f"{st.pod.key}/{c.name}")
+        cs = st.containers[c.name]
+        cs.proc, cs.state, cs.reason, cs.started_at, cs.exit_code = proc, "running", "", time.time(), None
+        if c.name in st.ready and c.readiness_probe is None and cs.started and st.phase == "Running":
+            with self.status:
+                st.ready[c.name] = True  # running again (a restart): ready without a probe
+                self.status.notify_all()
+        return proc
+
+    def _next_init(self, st: PodState) -> None:
+        """Start the next init container; a stand-in (not runnable here) completes at once."""
+        while st.init_done < len(st.pod.spec.init_containers):
+            c = st.pod.spec.init_containers[st.init_done]
+            argv = self.argv(st, c)
+            if argv is not None:
+                self._spawn(st, c, argv)
+                return  # the monitor sees it exit
+            cs = st.containers[c.name]
+            cs.state, cs.reason, cs.exit_code = "terminated", "Completed", 0
+            st.init_done += 1
+        self._start_containers(st)
+
+    def _start_containers(self, st: PodState) -> None:
+        pod = st.pod
+        for c in pod.spec.containers:
+            argv = self.argv(st, c)
+            cs = st.containers[c.name]
+            if argv is not None:
+                self._spawn(st, c, argv)
+            else:
+                cs.state, cs.reason, cs.started_at = "running", "", time.time()
+            cs.started = c.startup_probe is None
+            st.ready[c.name] = c.readiness_probe is None and cs.started
+        st.phase = "Running"
+        for c in pod.spec.containers:
+            self._start_probes(st, c)
+        with self.status:
+            self.status.notify_all()
+
+    # --- probes ----------------------------------------------------------------------------
+
+    def _start_probes(self, st: PodState, c: Container) -> None:
+        node_fd = self.network.nodes[st.node].fd
+        cs = st.containers[c.name]
+
+        def run(probe: Any, kind: str, on_change: Callable[[bool], None]) -> None:
+            port = st.pod.spec.resolve_port(probe.port) if probe.handler in ("httpGet", "tcpSocket") else probe.port
+            check = readiness.make_check(probe, port, node_fd, st.ip, st.netns)
+            st.probes.append(asyncio.run_coroutine_threadsafe(readiness.probe_loop(probe, check, on_change, kind), self.server.loop))
+
+        def readiness_changed(ok: bool) -> None:
+            with self.status:
+                st.ready[c.name] = ok and cs.started
+                self.status.notify_all()
+            self.on_change()
+
+        def liveness_changed(ok: bool) -> None:
+            if not ok:
+                log.info("pod %s container %s failed its liveness probe; restarting it", st.pod.key, c.name)
+                threading.Thread(target=self._restart_container, args=(st, c, "liveness probe failed"), daemon=True).start()
+
+        def startup_changed(ok: bool) -> None:
+            if ok:
+                cs.started = True
+                if c.readiness_probe is not None:
+                    run(c.readiness_probe, "readiness", readiness_changed)
+                else:
+                    readiness_changed(True)
+                if c.liveness_probe is not None:
+                    run(c.liveness_probe, "liveness", liveness_changed)
+            else:
+                threading.Thread(target=self._restart_container, args=(st, c, "startup probe failed"), daemon=True).start()
+
+        if c.startup_probe is not None:
+            run(c.startup_probe, "startup", startup_changed)
+            return
+        if c.readiness_probe is not None:
+            run(c.readiness_probe, "readiness", readiness_changed)
+        if c.liveness_probe is not None:
+            run(c.liveness_probe, "liveness", liveness_changed)
+
+    def _restart_container(self, st: PodState, c: Container, why: str) -> None:
+        with self.lock:
+            if self.pods.get(st.pod.key) is not st or st.terminating:
+                return
+            cs = st.containers[c.name]
+            if cs.proc is not None:
+                processes.stop([cs.proc])
+                self.record.remove_process(cs.proc.ref.pid)
+                cs.proc = None
+            cs.restarts += 1
+            if c.readiness_probe is not None:
+                with self.status:
+                    st.ready[c.name] = False  # its readiness probe says when it is back
+            argv = self.argv(st, c)
+            if argv is not None:
+                self._spawn(st, c, argv)
+            log.info("pod %s container %s restarted (%s); restarts %d", st.pod.key, c.name, why, cs.restarts)
+        self.on_change()
+
+    # --- the monitor: exited processes, restart policy -----------------------------------------
+
+    def _monitor_loop(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                with self.lock:
+                    changed = any([self._check(st) for st in list(self.pods.values())])
+            except Exception:
+                log.exception("kubelet monitor")
+                changed = False
+            if changed:
+                self.on_change()
+
+    def _check(self, st: PodState) -> bool:
+        if st.terminating or not st.containers:
+            return False
+        changed = False
+        now = time.monotonic()
+        init_names = {c.name for c in st.pod.spec.init_containers}
+        for c in (*st.pod.spec.init_containers, *st.pod.spec.containers):
+            cs = st.containers[c.name]
+            if cs.proc is None:
+                if cs.state == "waiting" and cs.restart_at and now >= cs.restart_at and c.name not in init_names:
+                    argv = self.argv(st, c)
+                    if argv is not None:
+                        cs.restart_at = 0.0
+                        self._spawn(st, c, argv)
+                        changed = True
+                continue
+            code = cs.proc.popen.poll()
+            if code is None:
+                continue
+            self.record.remove_process(cs.proc.ref.pid)
+            cs.proc, cs.exit_code, cs.state = None, code, "terminated"
+            cs.reason = "Completed" if code == 0 else "Error"
+            changed = True
+            if c.name in init_names:
+                if code == 0:
+                    st.init_done += 1
+                    self._next_init(st)
+                elif st.pod.spec.restart_policy == "Never":
+                    st.phase = "Failed"
+                else:
+                    cs.restarts += 1
+                    argv = self.argv(st, c)
+                    if argv is not None:
+                        self._spawn(st, c, argv)
+                continue
+            with self.status:
+                st.ready[c.name] = False
+            policy = st.pod.spec.restart_policy
+            if policy == "Always" or (policy == "OnFailure" and code != 0):
+                # CrashLoopBackOff: at once the first time, then 10 s doubling up to 5 min.
+                cs.restarts += 1
+                delay = 0.0 if cs.restarts == 1 else min(BACKOFF_START * 2 ** (cs.restarts - 2), BACKOFF_MAX)
+                cs.state, cs.reason = "waiting", "CrashLoopBackOff" if delay else "ContainerCreating"
+                cs.restart_at = now + delay
+        if st.phase == "Running" and all(st.containers[c.name].state == "terminated" for c in st.pod.spec.containers):
+            st.phase = "Succeeded" if all(st.containers[c.name].exit_code == 0 for c in st.pod.spec.containers) else "Failed"
+            changed = True
+        return changed
+
+    # --- stop ------------------------------------------------------------------------------
+
+    def stop_workloads(self, st: PodState) -> None:
+        for f in st.probes:
+            f.cancel()
+        self.server.stop_pod(st.pod.key)
+        processes.stop(st.procs)
+        for p in st.procs:
+            self.record.remove_process(p.ref.pid)
+        for path in st.env_files.values():
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def _meta_raw(pod: Pod) -> dict[str, Any]:
+    return {
+        "name": pod.meta.name,
+        "namespace": pod.meta.namespace,
+        "labels": dict(pod.meta.labels),
+        "annotations": dict(pod.meta.annotations),
+        "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"kemu:pod:{pod.key}")),
+    }
