@@ -9,7 +9,7 @@ import threading
 import time
 
 from emu.dataplane import netns
-from emu.model.objects import ClusterConfig, ClusterSpec, Container, ContainerPort, Deployment, Manifests, Meta, NodeDecl, PodSpec
+from emu.model.objects import ClusterConfig, ClusterSpec, Container, ContainerPort, Manifests, Meta, NodeDecl, PodSpec, Workload
 from emu.model.selectors import LabelSelector
 
 
@@ -58,5 +58,7 @@ def config(name: str, nodes: int, per_node: int, ports: tuple[int, ...]) -> Clus
     """N nodes and one Deployment of N × M pods serving `ports` (spread: M a node)."""
     spec = ClusterSpec(name, nodes=tuple(NodeDecl(f"node-{i + 1}") for i in range(nodes)))
     container = Container("c", ports=tuple(ContainerPort(p) for p in ports))
-    dep = Deployment(Meta("pod", "default"), nodes * per_node, LabelSelector({"app": name}), {"app": name}, PodSpec((container,)))
-    return ClusterConfig(spec, Manifests(deployments=(dep,)), source=name)
+    dep = Workload(
+        "Deployment", Meta("pod", "default"), nodes * per_node, LabelSelector({"app": name}), {"app": name}, PodSpec((container,))
+    )
+    return ClusterConfig(spec, Manifests(workloads=(dep,)), source=name)

@@ -138,6 +138,8 @@ def workload_view(c: Cluster, w: Workload) -> dict[str, Any]:
     spec = body.setdefault("spec", {})
     if w.kind in ("Deployment", "ReplicaSet", "StatefulSet"):
         spec["replicas"] = w.replicas
+    if "selector" not in spec:
+        spec["selector"] = _selector(w.selector)  # generated (a Job's controller-uid)
     status = c.store.workload_status(w.kind, w.key)
     extra: dict[str, Any] = {}
     if w.owner:

@@ -5,6 +5,7 @@ the OpenAPI schema and the builders. Every other kind is stored as written
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +122,7 @@ def _build_workload(kind: str) -> Callable[[dict[str, Any]], Workload]:
         sel = spec.get("selector")
         labels = {str(k): str(v) for k, v in (tmeta.get("labels") or {}).items()}
         strategy_raw = spec.get("strategy") if kind == "Deployment" else spec.get("updateStrategy")
-        return Workload(
+        w = Workload(
             kind=kind,
             meta=meta_of(raw),
             replicas=spec["replicas"] if spec.get("replicas") is not None else 1,
@@ -143,6 +144,12 @@ def _build_workload(kind: str) -> Callable[[dict[str, Any]], Workload]:
             suspend=bool(spec.get("suspend")),
             raw=raw,
         )
+        if kind == "Job" and sel is None:
+            # The API server generates a Job's selector: its controller-uid label.
+            from emu.controllers.jobs import CONTROLLER_UID, controller_uid
+
+            w = dataclasses.replace(w, selector=build_selector({"matchLabels": {CONTROLLER_UID: controller_uid(w)}}))
+        return w
 
     return build
 

@@ -116,7 +116,7 @@ def test_invalid_apply_changes_nothing(quickstart: Running, tmp_path) -> None:  
     )
     cp = kemu("--cluster", "quickstart", "apply", "-f", write(tmp_path, "bad.yaml", bad), check=False)
     assert cp.returncode == 2
-    assert "namespace 'nowhere' not found" in cp.stderr and "node 'node-9' does not exist" in cp.stderr
+    assert 'namespaces "nowhere" not found' in cp.stderr and "node 'node-9' does not exist" in cp.stderr
     immutable = (
         "apiVersion: v1\nkind: Pod\nmetadata: {name: toolbox, namespace: tools}\n"
         "spec: {containers: [{name: shell, ports: [{containerPort: 81}]}]}\n"

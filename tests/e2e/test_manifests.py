@@ -204,6 +204,46 @@ def test_rolling_update_under_steady_requests_loses_none(apps: Running, tmp_path
     assert codes.count("200") == len(codes), f"{len(codes) - codes.count('200')} of {len(codes)} requests failed: {set(codes)}"
 
 
+def test_liveness_failure_restarts_the_container_and_scale_works(apps: Running, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "flaky.yaml"
+    f.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "flaky", "namespace": "shop"},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "busybox:1.36",
+                            "command": ["sh", "-c", "echo started; sleep 100000"],
+                            "livenessProbe": {"exec": {"command": ["sh", "-c", "exit 1"]}, "periodSeconds": 1, "failureThreshold": 2},
+                        }
+                    ]
+                },
+            }
+        )
+    )
+    kemu("--cluster", "apps", "apply", "-f", str(f))
+
+    def restarted() -> int:
+        p = get(apps, "pod", "flaky", "-n", "shop")
+        return int(p["status"]["containerStatuses"][0]["restartCount"])
+
+    wait_until(lambda: restarted() >= 2, 30, "two liveness restarts")
+    assert kemu("--cluster", "apps", "logs", "flaky", "-n", "shop").stdout.count("started") >= 2
+    table = kemu("--cluster", "apps", "get", "pod", "flaky", "-n", "shop").stdout
+    assert table.splitlines()[0].split()[:4] == ["NAME", "READY", "STATUS", "RESTARTS"]
+    described = kemu("--cluster", "apps", "describe", "pod", "flaky", "-n", "shop").stdout
+    assert "Restart Count:" in described and "Liveness:" in described
+    kemu("--cluster", "apps", "delete", "pod", "flaky", "-n", "shop", "--grace-period", "0")
+    kemu("--cluster", "apps", "scale", "deployment", "cart", "-n", "shop", "--replicas", "3")
+    assert len(wait_ready(apps, "shop", "app=cart", 3)) == 3
+    kemu("--cluster", "apps", "scale", "deploy/cart", "-n", "shop", "--replicas", "1")
+    assert len(wait_ready(apps, "shop", "app=cart", 1)) == 1
+
+
 def test_missing_namespace_is_refused_and_namespace_delete_cascades(apps: Running, tmp_path) -> None:  # type: ignore[no-untyped-def]
     f = tmp_path / "svc.yaml"
     f.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: nowhere}\nspec: {selector: {a: b}, ports: [{port: 80}]}\n")

@@ -1,0 +1,9 @@
+"""Cluster DNS: the records of the Kubernetes DNS-Based Service Discovery specification
+(kubernetes/dns docs/specification.md, schema 1.1.0), answered as CoreDNS's kubernetes plugin
+answers them.
+
+- records.py: pure, the index of the cluster's names built from Services, EndpointSlices, pods;
+- resolver.py: pure, a query (dnspython message) → its answer over an index;
+- upstream.py: pure, the emulated data centre's resolver (nodes and external hosts by name);
+- server.py: the server process a DNS pod runs (UDP, TCP, metrics, health, ready).
+"""

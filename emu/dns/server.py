@@ -1,0 +1,420 @@
+"""The DNS server a DNS pod runs (kemu starts it as the pod's container process, already in
+the pod's network namespace):
+
+    python -m emu.dns.server --state FILE [--udp-port 53] [--tcp-port 53] [--metrics-port 9153]
+        [--health-port 8080] [--ready-port 8181] [--upstream IP:PORT] [--ack FILE]
+
+It answers from the index in FILE (emu.dns.records.write_state), re-read when the file changes
+(checked every 50 ms) or on SIGHUP; `--ack` gets the loaded serial after each load, so kemu can
+wait until a change is served. Out-of-zone names go to `--upstream` (UDP, TCP when truncated,
+2 s timeout), or get NXDOMAIN when there is none. HTTP as CoreDNS's plugins: `/metrics`
+(prometheus, CoreDNS's metric names), `/health` (health) and `/ready` (ready: 200 once loaded).
+
+Speed: answers are cached as wire bytes keyed by the query minus its ID (and minus EDNS options,
+which our answers do not depend on); a hit is one dict lookup and the ID patched in, in one
+thread with blocking recvfrom/sendto (faster in CPython than asyncio's datagram transport,
+see bench/dns_server.py). A miss is answered with dnspython; one that needs the upstream
+goes to a worker thread. A reload starts empty caches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import ctypes
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+
+from emu.dns.metrics import BUCKETS, Stats, serve_http
+from emu.dns.records import Index, load_state
+from emu.dns.resolver import OUR_PAYLOAD, Reply, Upstream, respond
+
+log = logging.getLogger("emu.dns")
+
+RELOAD_POLL = 0.05  # seconds between checks of the state file
+FORWARD_TIMEOUT = 2.0
+TCP_IDLE = 10.0  # seconds a TCP connection may sit idle (RFC 7766 §6.2.3)
+MAX_TCP_CONNS = 256
+SO_RCVBUFFORCE = 33  # Linux; the socket module does not name it
+MAX_PENDING = 512  # queries waiting for the upstream; more are dropped (the client retries)
+
+
+class _NeedsUpstream(Exception):
+    """Raised on the fast path when an answer needs the upstream: the query goes to a worker."""
+
+
+def cache_key(data: bytes) -> bytes:
+    """The query minus its ID; with EDNS, minus the options (as if rdlen were 0)."""
+    if len(data) < 12 or data[10:12] != b"\x00\x01":
+        return data[2:]
+    i, n = 12, len(data)
+    while i < n and 0 < data[i] < 0x40:
+        i += data[i] + 1
+    j = i + 5  # the root label, qtype, qclass
+    if data[j : j + 3] == b"\x00\x00\x29" and n >= j + 11:  # OPT: root owner, type 41
+        return data[2 : j + 9] + b"\x00\x00"
+    return data[2:]
+
+
+class Generation:
+    """One loaded state: the index and the answers cached from it (per transport)."""
+
+    __slots__ = ("index", "tcp", "udp")
+
+    def __init__(self, index: Index | None) -> None:
+        self.index = index
+        self.udp: dict[bytes, tuple[bytes, list[float]]] = {}
+        self.tcp: dict[bytes, tuple[bytes, list[float]]] = {}
+
+
+def forwarder(target: str, stats: Stats) -> Upstream:
+    """Ask IP:PORT over UDP, over TCP when the answer is truncated (raw sockets: dns.query would
+    bring the ssl module, 5 MB of the process, for nothing)."""
+    host, _, port_text = target.rpartition(":")
+    addr = (host.strip("[]"), int(port_text))
+    family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+
+    def ask(query: dns.message.Message) -> dns.message.Message | None:
+        wire = query.to_wire()
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.settimeout(FORWARD_TIMEOUT)
+                s.connect(addr)
+                s.send(wire)
+                resp = dns.message.from_wire(s.recv(65535), raise_on_truncation=False)
+                while not query.is_response(resp):  # a stray datagram: keep waiting for ours
+                    resp = dns.message.from_wire(s.recv(65535), raise_on_truncation=False)
+            if resp.flags & dns.flags.TC:
+                with socket.create_connection(addr, timeout=FORWARD_TIMEOUT) as s:
+                    s.sendall(len(wire).to_bytes(2, "big") + wire)
+                    resp = dns.message.from_wire(_recv_exact(s, int.from_bytes(_recv_exact(s, 2), "big")))
+        except (dns.exception.DNSException, OSError, ValueError):
+            stats.forwards["error"] = stats.forwards.get("error", 0) + 1
+            return None
+        rcode = dns.rcode.to_text(resp.rcode())
+        stats.forwards[rcode] = stats.forwards.get(rcode, 0) + 1
+        return resp
+
+    return ask
+
+
+class DnsServer:
+    def __init__(
+        self,
+        state: str,
+        *,
+        bind: str = "0.0.0.0",
+        udp_port: int = 53,
+        tcp_port: int = 53,
+        upstream: str = "",
+        ack: str = "",
+        cache_size: int = 20000,
+        reuse_port: bool = False,
+    ) -> None:
+        self.state, self.ack, self.cache_size, self.upstream_addr = state, ack, cache_size, upstream
+        self.stats = Stats()
+        self.upstream = forwarder(upstream, self.stats) if upstream else None
+        self.gen = Generation(None)
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.force = False
+        self.seen: tuple[int, int, int] | None = None  # (inode, mtime, size) of the state loaded
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dns-slow")
+        self.pending = 0
+        self.tcp_slots = threading.BoundedSemaphore(MAX_TCP_CONNS)
+        self.server_label = f"dns://:{udp_port or tcp_port}"
+        self.udp = self._socket(socket.SOCK_DGRAM, bind, udp_port, reuse_port) if udp_port else None
+        self.tcp = self._socket(socket.SOCK_STREAM, bind, tcp_port, reuse_port) if tcp_port else None
+
+    @staticmethod
+    def _socket(kind: int, bind: str, port: int, reuse_port: bool) -> socket.socket:
+        s = socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, kind)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if kind == socket.SOCK_DGRAM:
+            try:  # room for bursts while a reload holds the interpreter (root may exceed rmem_max)
+                s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)
+            except OSError:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.bind((bind, port))
+        if kind == socket.SOCK_STREAM:
+            s.listen(128)
+        return s
+
+    # -- state ------------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        t0 = time.monotonic()
+        try:
+            st = os.stat(self.state)
+            index = load_state(self.state)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            self.stats.reload_failed += 1
+            log.error("cannot load %s: %s", self.state, e)
+            return False
+        self.seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        self.gen = Generation(index)  # the old one (and its caches) goes with its last reader
+        _malloc_trim()
+        if self.ack:
+            tmp = f"{self.ack}.tmp.{os.getpid()}"
+            with open(tmp, "w") as f:
+                f.write(f"{index.serial}\n")
+            os.replace(tmp, self.ack)
+        log.info("loaded serial %d: %d names in %.0f ms", index.serial, len(index.records), (time.monotonic() - t0) * 1000)
+        return True
+
+    def reload_now(self) -> None:
+        """SIGHUP: reload even if the file looks unchanged."""
+        self.force = True
+        self.wake.set()
+
+    def _watch(self) -> None:
+        while not self.stop.is_set():
+            self.wake.wait(RELOAD_POLL)
+            self.wake.clear()
+            try:
+                st = os.stat(self.state)
+            except OSError:
+                continue
+            if (st.st_ino, st.st_mtime_ns, st.st_size) != self.seen or self.force:
+                self.force = False
+                self.load()
+
+    # -- answering --------------------------------------------------------------------------
+
+    def _answer(self, gen: Generation, data: bytes, udp: bool, inline: bool) -> Reply | None:
+        if gen.index is None:  # nothing loaded yet: SERVFAIL, so the client tries the other replica
+            return _servfail(data)
+        upstream: Upstream | None = self.upstream
+        if inline and upstream is not None:
+            upstream = _raise_needs_upstream
+        try:
+            return respond(gen.index, data, max_udp=OUR_PAYLOAD if udp else None, upstream=upstream)
+        except _NeedsUpstream:
+            raise
+        except Exception:  # one odd query must never stop the server
+            log.exception("answering a query")
+            return _servfail(data)
+
+    def _store(self, cache: dict[bytes, tuple[bytes, list[float]]], key: bytes, reply: Reply, cell: list[float]) -> None:
+        if reply.cacheable:
+            if len(cache) >= self.cache_size:
+                cache.pop(next(iter(cache)), None)  # FIFO: the oldest entry goes
+            cache[key] = (reply.wire[2:], cell)
+
+    def serve_udp(self) -> None:
+        assert self.udp is not None
+        recvfrom, sendto, clock, buckets = self.udp.recvfrom, self.udp.sendto, time.perf_counter, BUCKETS
+        while not self.stop.is_set():
+            try:
+                data, addr = recvfrom(65535)
+            except OSError:
+                continue
+            t0 = clock()
+            key = cache_key(data)
+            hit = self.gen.udp.get(key)  # no reference to a generation outlives the query: a reload frees the old one
+            if hit is not None:
+                try:
+                    sendto(data[:2] + hit[0], addr)
+                except OSError:
+                    pass
+                cell = hit[1]
+            else:
+                cell = self._udp_miss(data, key, addr, t0)
+                if cell is None:
+                    continue
+            dt = clock() - t0
+            cell[0] += 1
+            cell[1] += dt
+            cell[2 + bisect.bisect_left(buckets, dt)] += 1
+
+    def _udp_miss(self, data: bytes, key: bytes, addr: tuple[str, int], t0: float) -> list[float] | None:
+        self.stats.misses += 1
+        gen = self.gen
+        try:
+            reply = self._answer(gen, data, True, inline=True)
+        except _NeedsUpstream:
+            self._defer(gen, data, addr, t0)
+            return None
+        if reply is None or self.udp is None:
+            return None
+        try:
+            self.udp.sendto(reply.wire, addr)
+        except OSError:
+            pass
+        cell = self.stats.cell("udp", reply.qtype, reply.rcode)
+        self._store(gen.udp, key, reply, cell)
+        return cell
+
+    def _defer(self, gen: Generation, data: bytes, addr: tuple[str, int], t0: float) -> None:
+        if self.pending >= MAX_PENDING:
+            return
+        self.pending += 1
+        self.pool.submit(self._slow_udp, gen, data, addr, t0)
+
+    def _slow_udp(self, gen: Generation, data: bytes, addr: tuple[str, int], t0: float) -> None:
+        try:
+            reply = self._answer(gen, data, True, inline=False)
+            if reply is not None and self.udp is not None:
+                self.udp.sendto(reply.wire, addr)
+                self._observe(self.stats.cell("udp", reply.qtype, reply.rcode), t0)
+        except OSError:
+            pass
+        finally:
+            self.pending -= 1
+
+    def _observe(self, cell: list[float], t0: float) -> None:
+        dt = time.perf_counter() - t0
+        cell[0] += 1
+        cell[1] += dt
+        cell[2 + bisect.bisect_left(BUCKETS, dt)] += 1
+
+    def serve_tcp(self) -> None:
+        assert self.tcp is not None
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.tcp.accept()
+            except OSError:
+                continue
+            if not self.tcp_slots.acquire(blocking=False):
+                conn.close()
+                continue
+            threading.Thread(target=self._tcp_conn, args=(conn,), daemon=True).start()
+
+    def _tcp_conn(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(TCP_IDLE)
+            while True:
+                head = _recv_exact(conn, 2)
+                data = _recv_exact(conn, int.from_bytes(head, "big")) if head else b""
+                if not data or not self._tcp_one(conn, data):
+                    return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            self.tcp_slots.release()
+
+    def _tcp_one(self, conn: socket.socket, data: bytes) -> bool:
+        t0 = time.perf_counter()
+        gen = self.gen
+        key = cache_key(data)
+        hit = gen.tcp.get(key)
+        if hit is not None:
+            wire, cell = data[:2] + hit[0], hit[1]
+        else:
+            self.stats.misses += 1
+            reply = self._answer(gen, data, False, inline=False)
+            if reply is None:
+                return False
+            wire, cell = reply.wire, self.stats.cell("tcp", reply.qtype, reply.rcode)
+            self._store(gen.tcp, key, reply, cell)
+        conn.sendall(len(wire).to_bytes(2, "big") + wire)
+        self._observe(cell, t0)
+        return True
+
+    # -- HTTP: metrics, health, ready --------------------------------------------------------
+
+    def metrics(self) -> tuple[int, str]:
+        gen = self.gen
+        return 200, self.stats.render(
+            self.server_label, self.upstream_addr, len(gen.udp) + len(gen.tcp), gen.index.serial if gen.index else 0
+        )
+
+    def ready(self) -> tuple[int, str]:
+        return (200, "OK") if self.gen.index is not None else (503, "state not loaded\n")
+
+    def start(self) -> None:
+        self.load()
+        threading.Thread(target=self._watch, daemon=True, name="dns-watch").start()
+        if self.udp is not None:
+            threading.Thread(target=self.serve_udp, daemon=True, name="dns-udp").start()
+        if self.tcp is not None:
+            threading.Thread(target=self.serve_tcp, daemon=True, name="dns-tcp").start()
+
+
+def _servfail(query: bytes) -> Reply | None:
+    """The query's ID, opcode and RD back with SERVFAIL, no sections; None for a non-query."""
+    if len(query) < 12 or query[2] & 0x80:
+        return None
+    return Reply(query[:2] + bytes((0x80 | (query[2] & 0x79), 2)) + bytes(8), "other", "SERVFAIL", False)
+
+
+def _raise_needs_upstream(_: dns.message.Message) -> dns.message.Message | None:
+    raise _NeedsUpstream
+
+
+def _malloc_trim() -> None:
+    """Hand the freed heap of the previous index back to the kernel (glibc keeps it otherwise)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _recv_exact(conn: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            return b""
+        buf += chunk
+    return buf
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m emu.dns.server", description="kemu's cluster DNS server")
+    p.add_argument("--state", required=True, help="the index file (emu.dns.records.write_state)")
+    p.add_argument("--bind", default="0.0.0.0", help="address for DNS (default: all)")
+    p.add_argument("--udp-port", type=int, default=53)
+    p.add_argument("--tcp-port", type=int, default=53)
+    p.add_argument("--metrics-port", type=int, default=9153, help="0: none")
+    p.add_argument("--health-port", type=int, default=8080, help="0: none")
+    p.add_argument("--ready-port", type=int, default=8181, help="0: none")
+    p.add_argument("--upstream", default="", help="IP:PORT for names outside our zones (default: NXDOMAIN)")
+    p.add_argument("--ack", default="", help="file that gets the serial of each state loaded")
+    p.add_argument("--cache-size", type=int, default=20000, help="cached answers per transport")
+    p.add_argument("--reuse-port", action="store_true", help="SO_REUSEPORT (several servers on one port)")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    srv = DnsServer(
+        a.state,
+        bind=a.bind,
+        udp_port=a.udp_port,
+        tcp_port=a.tcp_port,
+        upstream=a.upstream,
+        ack=a.ack,
+        cache_size=a.cache_size,
+        reuse_port=a.reuse_port,
+    )
+    https = []
+    if a.metrics_port:
+        https.append(serve_http(a.metrics_port, {"/metrics": srv.metrics}))
+    if a.health_port:
+        https.append(serve_http(a.health_port, {"/health": lambda: (200, "OK")}))
+    if a.ready_port:
+        https.append(serve_http(a.ready_port, {"/ready": srv.ready}))
+    signal.signal(signal.SIGHUP, lambda *_: srv.reload_now())
+    signal.signal(signal.SIGTERM, lambda *_: srv.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: srv.stop.set())
+    srv.start()
+    while not srv.stop.wait(1.0):
+        pass
+    for h in https:
+        h.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
