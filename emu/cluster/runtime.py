@@ -181,6 +181,7 @@ class Cluster:
                 if key in self.store.pods:
                     st.pod = self.store.pods[key]
             self._sync_services()
+        self._dirty.set()  # controllers and the scheduler look again (a node's labels count)
 
     def scale(self, kind: str, namespace: str, name: str, replicas: int) -> Changes:
         with self.lock:

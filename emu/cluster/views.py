@@ -10,6 +10,7 @@ from emu.cluster.kubelet import PodState
 from emu.cluster.runtime import Cluster
 from emu.config import registry
 from emu.config.loader import WORKLOAD_KINDS
+from emu.controllers import scheduler
 from emu.controllers.service_alloc import port_key
 from emu.model.objects import Container, Namespace, Unstructured, Workload
 from emu.model.policy import NetworkPolicy, Peer, PolicyRule
@@ -157,8 +158,9 @@ def unstructured_view(c: Cluster, o: Unstructured) -> dict[str, Any]:
 
 def node_view(c: Cluster, name: str) -> dict[str, Any]:
     n = c.plan.node(name)
-    labels = {"kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", **n.labels}
-    taints = next((d.taints for d in c.spec.nodes if d.name == name), ())
+    decl = next(d for d in c.store.nodes if d.name == name)  # labels as `kemu label node` left them
+    labels = scheduler.node_labels(n.name, decl.labels)
+    taints = decl.taints
     return {
         "apiVersion": "v1",
         "kind": "Node",

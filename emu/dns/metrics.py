@@ -30,6 +30,9 @@ class Stats:
                 c = self.cells.setdefault((proto, qtype, rcode), [0, 0.0] + [0] * (len(BUCKETS) + 1))
         return c
 
+    def count_forward(self, rcode: str) -> None:
+        self.forwards[rcode] = self.forwards.get(rcode, 0) + 1
+
     def render(self, server: str, upstream: str, cache_entries: int, serial: int) -> str:
         cells = dict(self.cells)
         lab = f'server="{server}",zone=".",view=""'
@@ -96,7 +99,7 @@ _REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
 
 def serve_http(port: int, routes: dict[str, Route], bind: str = "") -> socket.socket:
     """Answer GET <path> on port from routes (a thread per connection); returns the listening socket."""
-    ls = socket.create_server((bind, port))
+    ls = socket.create_server((bind, port), family=socket.AF_INET6 if ":" in bind else socket.AF_INET)
 
     def one(conn: socket.socket) -> None:
         with conn:

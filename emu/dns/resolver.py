@@ -51,6 +51,7 @@ class Reply:
     qtype: str  # the question's type ("A", "SRV", …) or "other"
     rcode: str  # "NOERROR", "NXDOMAIN", …
     cacheable: bool  # False when the answer came (partly) from upstream
+    deps: tuple[str, ...] = ()  # the names whose data made the answer (a cache keeps it while they are unchanged)
 
 
 def key(name: dns.name.Name) -> str:
@@ -70,7 +71,7 @@ def answer(
     """The response to `query`. `max_udp`: the query came over UDP and this is the largest answer we
     send (the client's EDNS size or 512 applies below it): a larger one is truncated, TC set.
     None: TCP, the whole answer."""
-    resp, _ = _answer(index, query, upstream)
+    resp, _ = _answer(index, query, upstream, [])
     if max_udp is None:
         return resp
     wire = resp.to_wire(max_size=udp_limit(query, max_udp), prefer_truncation=True)
@@ -86,16 +87,25 @@ def respond(index: Index, wire: bytes, *, max_udp: int | None = None, upstream: 
     try:
         query = dns.message.from_wire(wire)
     except _PARSE_ERRORS:
-        # FORMERR: the header's ID, opcode and RD back, no sections (RFC 1035 §4.1.1).
-        return Reply(wire[:2] + bytes((0x80 | (wire[2] & 0x79), dns.rcode.FORMERR)) + bytes(8), "other", "FORMERR", True)
-    resp, forwarded = _answer(index, query, upstream)
+        return error_reply(wire, dns.rcode.FORMERR)
+    deps: list[str] = []
+    resp, forwarded = _answer(index, query, upstream, deps)
     limit = MAX_TCP if max_udp is None else udp_limit(query, max_udp)
     out = resp.to_wire(max_size=limit, prefer_truncation=True)
     qtype = dns.rdatatype.to_text(query.question[0].rdtype) if len(query.question) == 1 else "other"
-    return Reply(out, qtype, dns.rcode.to_text(resp.rcode()), not forwarded)
+    return Reply(out, qtype, dns.rcode.to_text(resp.rcode()), not forwarded, tuple(dict.fromkeys(deps)))
 
 
-def _answer(index: Index, query: dns.message.Message, upstream: Upstream | None) -> tuple[dns.message.Message, bool]:
+def error_reply(wire: bytes, rcode: dns.rcode.Rcode) -> Reply | None:
+    """An answer with no sections: the query's ID, opcode and RD back (RFC 1035 §4.1.1); None for a non-query."""
+    if len(wire) < 12 or wire[2] & 0x80:
+        return None
+    return Reply(
+        wire[:2] + bytes((0x80 | (wire[2] & 0x79), rcode)) + bytes(8), "other", dns.rcode.to_text(rcode), rcode == dns.rcode.FORMERR
+    )
+
+
+def _answer(index: Index, query: dns.message.Message, upstream: Upstream | None, deps: list[str]) -> tuple[dns.message.Message, bool]:
     if query.flags & dns.flags.QR:
         resp = dns.message.Message(query.id)
         resp.flags = dns.flags.QR
@@ -121,7 +131,7 @@ def _answer(index: Index, query: dns.message.Message, upstream: Upstream | None)
     if dns.rdatatype.is_metatype(q.rdtype) and q.rdtype != ANY:
         return _rcode(resp, dns.rcode.NOTIMP), False
     resp.flags |= dns.flags.AA
-    return resp, _resolve(index, resp, q.name, q.rdtype, upstream)
+    return resp, _resolve(index, resp, q.name, q.rdtype, upstream, deps)
 
 
 def _rcode(resp: dns.message.Message, rcode: dns.rcode.Rcode) -> dns.message.Message:
@@ -141,7 +151,7 @@ def _forward(resp: dns.message.Message, query: dns.message.Message, upstream: Up
     return resp, True
 
 
-def _resolve(index: Index, resp: dns.message.Message, qname: dns.name.Name, qtype: int, upstream: Upstream | None) -> bool:
+def _resolve(index: Index, resp: dns.message.Message, qname: dns.name.Name, qtype: int, upstream: Upstream | None, deps: list[str]) -> bool:
     """Fill resp's sections; True when upstream was asked (the answer is not ours alone)."""
     owner = qname
     seen: set[str] = set()
@@ -150,13 +160,14 @@ def _resolve(index: Index, resp: dns.message.Message, qname: dns.name.Name, qtyp
         if name in seen:
             break  # a CNAME loop
         seen.add(name)
+        deps.append(name)
         zone = index.zone_of(name)
         if zone is None:
             return _chase_out(resp, owner, qtype, upstream)
         recs = index.lookup(name)
         if recs is None:
             resp.set_rcode(dns.rcode.NXDOMAIN)
-            resp.authority.append(_soa(index, zone))
+            resp.authority.append(_soa(index, zone, deps))
             return False
         cname = next((r for t, r in recs if t == CNAME), None)
         if cname is not None and qtype not in (CNAME, ANY):
@@ -166,10 +177,10 @@ def _resolve(index: Index, resp: dns.message.Message, qname: dns.name.Name, qtyp
             continue
         rrsets = _rrsets(index, owner, recs, qtype)
         if not rrsets:
-            resp.authority.append(_soa(index, zone))  # NODATA (RFC 2308 §2.2)
+            resp.authority.append(_soa(index, zone, deps))  # NODATA (RFC 2308 §2.2)
             return False
         resp.answer += rrsets
-        resp.additional += _glue(index, rrsets)
+        resp.additional += _glue(index, rrsets, deps)
         return False
     resp.set_rcode(dns.rcode.SERVFAIL)  # a loop or an over-long chain, as BIND answers it
     return False
@@ -202,12 +213,13 @@ def _rrsets(index: Index, owner: dns.name.Name, recs: tuple[Record, ...], qtype:
     return [_rrset(index, owner, t, texts) for t, texts in by_type.items()]
 
 
-def _soa(index: Index, zone: str) -> dns.rrset.RRset:
+def _soa(index: Index, zone: str, deps: list[str]) -> dns.rrset.RRset:
+    deps.append(zone)
     # The negative answer's TTL: min(SOA TTL, SOA minimum) = our TTL (RFC 2308 §3).
     return _rrset(index, dns.name.from_text(zone), SOA, [index.soa(zone)])
 
 
-def _glue(index: Index, rrsets: list[dns.rrset.RRset]) -> list[dns.rrset.RRset]:
+def _glue(index: Index, rrsets: list[dns.rrset.RRset], deps: list[str]) -> list[dns.rrset.RRset]:
     """The additional section: addresses of SRV and NS targets that we hold (spec §2.3.2, §2.4.2)."""
     out: list[dns.rrset.RRset] = []
     seen: set[str] = set()
@@ -220,6 +232,7 @@ def _glue(index: Index, rrsets: list[dns.rrset.RRset]) -> list[dns.rrset.RRset]:
             if name in seen:
                 continue
             seen.add(name)
+            deps.append(name)
             recs = index.lookup(name) or ()
             for t in (A, AAAA):
                 texts = [text for rt, text in recs if rt == t]

@@ -11,17 +11,26 @@ Names, both answered with A and the IPs' PTR (the reverse zones of the node netw
   for after the cluster suffixes, as a data centre resolver with a search domain would answer.
 
 The server is emu.dns.server with this index in its state file (no --upstream): it is run as
-`python -m emu.dns.upstream --state FILE …`, the same arguments.
+`python -m emu.dns.upstream --state FILE …`, the same arguments. forwarder() is the other end:
+how a cluster DNS server asks this one.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+import socket
+from collections.abc import Callable, Mapping, Sequence
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
 
 from emu.dns.records import DEFAULT_TTL, Builder, Index, reverse_name, reverse_zones
+from emu.dns.resolver import Upstream
 
 DEFAULT_DOMAIN = "kemu.internal"
+FORWARD_TIMEOUT = 2.0
 
 
 def build_upstream_index(
@@ -58,6 +67,46 @@ def build_upstream_index(
                 b.address(bare, ip)
             b.add(reverse_name(ip), f"PTR {fqdn}")
     return b.build()
+
+
+def forwarder(target: str, count: Callable[[str], None], timeout: float = FORWARD_TIMEOUT) -> Upstream:
+    """The cluster DNS server's side: ask IP:PORT over UDP, over TCP when the answer is truncated;
+    count(rcode or "error") after each. Raw sockets: dns.query would bring the ssl module (5 MB)."""
+    host, _, port_text = target.rpartition(":")
+    addr = (host.strip("[]"), int(port_text))
+    family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+
+    def ask(query: dns.message.Message) -> dns.message.Message | None:
+        wire = query.to_wire()
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.settimeout(timeout)
+                s.connect(addr)
+                s.send(wire)
+                resp = dns.message.from_wire(s.recv(65535), raise_on_truncation=False)
+                while not query.is_response(resp):  # a stray datagram: keep waiting for ours
+                    resp = dns.message.from_wire(s.recv(65535), raise_on_truncation=False)
+            if resp.flags & dns.flags.TC:
+                with socket.create_connection(addr, timeout=timeout) as s:
+                    s.sendall(len(wire).to_bytes(2, "big") + wire)
+                    resp = dns.message.from_wire(_recv_exact(s, int.from_bytes(_recv_exact(s, 2), "big")))
+        except (dns.exception.DNSException, OSError, ValueError):
+            count("error")
+            return None
+        count(dns.rcode.to_text(resp.rcode()))
+        return resp
+
+    return ask
+
+
+def _recv_exact(conn: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            raise OSError("connection closed")
+        buf += chunk
+    return buf
 
 
 if __name__ == "__main__":

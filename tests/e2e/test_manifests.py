@@ -165,6 +165,20 @@ def test_grpc_probed_stand_in_becomes_ready(apps: Running) -> None:
     assert cart["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"] == 7070
 
 
+def test_microservices_demo_comes_ready_and_is_reached_through_its_load_balancer(apps: Running) -> None:
+    deploys = get(apps, "deploy", "-n", "boutique")["items"]
+    assert len(deploys) == 11
+
+    def all_ready() -> bool:
+        items = get(apps, "deploy", "-n", "boutique")["items"]
+        return all(d["status"].get("readyReplicas", 0) == d["spec"]["replicas"] for d in items)
+
+    wait_until(all_ready, 60, "every boutique Deployment ready")
+    lb = get(apps, "svc", "frontend-external", "-n", "boutique")["status"]["loadBalancer"]["ingress"][0]["ip"]
+    front = {p["metadata"]["name"] for p in pods(apps, "boutique", "app=frontend")}
+    assert apps.curl("host/client", f"http://{lb}/hostname").strip() in front
+
+
 def test_rolling_update_under_steady_requests_loses_none(apps: Running, tmp_path) -> None:  # type: ignore[no-untyped-def]
     before = {p["metadata"]["name"] for p in wait_ready(apps, "shop", "app.kubernetes.io/name=web", 2)}
     ip = get(apps, "svc", "web", "-n", "shop")["spec"]["clusterIP"]
