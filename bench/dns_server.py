@@ -27,7 +27,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -93,11 +95,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(n: int, state: str, port: int, tmp: str) -> list[subprocess.Popen[bytes]]:
+def start(n: int, state: str, port: int, tmp: str, metrics: list[int]) -> list[subprocess.Popen[bytes]]:
     procs = []
     for i in range(n):
         argv = [sys.executable, "-m", "emu.dns.server", "--state", state, "--bind", HOST, "--udp-port", str(port), "--tcp-port", str(port)]
-        argv += ["--metrics-port", "0", "--health-port", "0", "--ready-port", "0", "--reuse-port", "--ack", f"{tmp}/ack{i}"]
+        argv += ["--metrics-port", str(metrics[i]), "--health-port", "0", "--ready-port", "0", "--reuse-port", "--ack", f"{tmp}/ack{i}"]
         log = open(f"{tmp}/server{i}.log", "wb")
         procs.append(subprocess.Popen(argv, stdout=log, stderr=log, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     deadline = time.monotonic() + 30
@@ -106,6 +108,28 @@ def start(n: int, state: str, port: int, tmp: str) -> list[subprocess.Popen[byte
             raise SystemExit(f"servers did not start; see {tmp}/server*.log")
         time.sleep(0.05)
     return procs
+
+
+def misses(metrics: list[int]) -> int:
+    total = 0
+    for port in metrics:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5) as r:
+            total += int(re.search(r"coredns_cache_misses_total\S* (\d+)", r.read().decode()).group(1))  # type: ignore[union-attr]
+    return total
+
+
+def warm_up(port: int, queries: str, metrics: list[int]) -> int:
+    """Until every server has every name cached: dnsperf's clients take new source ports each run,
+    so SO_REUSEPORT hands each server another share of the names; a run is 2 s."""
+    runs, before = 0, -1
+    while runs < 10:
+        dnsperf(port, queries, 2)
+        runs += 1
+        now = misses(metrics)
+        if now == before:
+            break
+        before = now
+    return runs
 
 
 def dnsperf(port: int, queries: str, seconds: float, qps: int = 0, verbose: bool = False) -> dict[str, float]:
@@ -125,6 +149,31 @@ def dnsperf(port: int, queries: str, seconds: float, qps: int = 0, verbose: bool
         for q in (50, 99):
             res[f"p{q}_ms"] = lat[int(len(lat) * q / 100)] * 1000 if lat else 0.0
     return res
+
+
+def churning(port: int, queries: str, state: str, seconds: float, indexes: list[Index]) -> dict[str, float]:
+    """dnsperf at the anchor's rate while the state file is replaced every second (prepared files:
+    the writer's CPU is kemu's, not the DNS pods')."""
+    files = []
+    for i, index in enumerate(indexes):
+        write_state(f"{state}.{i}", index)
+        files.append(f"{state}.{i}")
+    stop = threading.Event()
+
+    def replace() -> None:
+        i = 0
+        while not stop.wait(1.0):
+            shutil.copyfile(files[i % len(files)], f"{state}.new")
+            os.replace(f"{state}.new", state)
+            i += 1
+
+    t = threading.Thread(target=replace)
+    t.start()
+    try:
+        return dnsperf(port, queries, seconds, qps=ANCHOR_QPS, verbose=True)
+    finally:
+        stop.set()
+        t.join()
 
 
 def pyload(port: int, queries: str, seconds: float, sockets: int = 4, outstanding: int = 100) -> dict[str, float]:
@@ -189,12 +238,14 @@ def main() -> int:
         f"index: {a.services} Services + {a.pods} pods → {len(index.records)} names, built in {took * 1000:.0f} ms, state {os.path.getsize(state) / 1e6:.1f} MB"
     )
     query_file(queries, a.services, pods)
-    procs = start(a.servers, state, port, tmp)
+    metrics = [free_port() for _ in range(a.servers)]
+    procs = start(a.servers, state, port, tmp, metrics)
     try:
         print(f"{a.servers} server(s) on {HOST}:{port}; RSS after load: {', '.join(f'{rss_mb(p.pid):.1f} MB' for p in procs)}")
         tool = "dnsperf" if shutil.which("dnsperf") else "python"
         if tool == "dnsperf":
-            dnsperf(port, queries, 3)  # warm-up: every name asked once (misses), then answered from the cache
+            runs = warm_up(port, queries, metrics)
+            print(f"warm-up: {runs} runs of 2 s; {misses(metrics)} answers computed (cache misses), all cached")
             sat = dnsperf(port, queries, a.seconds)
             anchor = dnsperf(port, queries, a.seconds, qps=ANCHOR_QPS, verbose=True)
         else:
@@ -216,13 +267,25 @@ def main() -> int:
         for i in range(a.servers):
             os.unlink(f"{tmp}/ack{i}")
         t = time.perf_counter()
-        write_state(state, build_index(svcs, st2, slices, pods, serial=2))
+        changed = build_index(svcs, st2, slices, pods, serial=2)
+        t1 = time.perf_counter()
+        write_state(state, changed)
+        t2 = time.perf_counter()
         while not all(os.path.exists(f"{tmp}/ack{i}") for i in range(a.servers)):
-            time.sleep(0.005)
-        print(f"one Service changed: rebuilt, written and loaded by every server in {(time.perf_counter() - t) * 1000:.0f} ms")
+            time.sleep(0.002)
+        t3 = time.perf_counter()
+        print(
+            f"one Service changed: index rebuilt in {(t1 - t) * 1000:.0f} ms, written in {(t2 - t1) * 1000:.0f} ms,"
+            f" loaded by every server {(t3 - t2) * 1000:.0f} ms later"
+        )
         if tool == "dnsperf":
             after = dnsperf(port, queries, 3)
             print(f"right after the reload: {after['qps']:,.0f} QPS, average {after['avg_ms']:.2f} ms (answers kept across it)")
+            churn = churning(port, queries, state, a.seconds, [build_index(svcs, st2, slices, pods, serial=3 + i) for i in range(2)])
+            print(
+                f"at {ANCHOR_QPS:,} QPS with a new state every second: average {churn['avg_ms']:.2f} ms,"
+                f" p50 {churn['p50_ms']:.2f} ms, p99 {churn['p99_ms']:.2f} ms, lost {churn['lost']:.0f}"
+            )
         print(f"RSS at the end: {', '.join(f'{rss_mb(p.pid):.1f} MB' for p in procs)}")
     finally:
         for p in procs:

@@ -660,6 +660,8 @@ def _exec_pod(args: argparse.Namespace, rec: Record) -> tuple[str, str, list[str
     workdir = (pod.get("workdir") or {}).get(container) if container else None
     if workdir:
         opts += ["--workdir", workdir]
+    if pod.get("etc"):
+        opts += ["--etc-dir", pod["etc"]]  # a host-network pod's own resolv.conf and hosts
     return pod["netns"], pod["hostname"], opts
 
 

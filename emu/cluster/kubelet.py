@@ -26,7 +26,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from emu.dataplane import netns
+from emu.controllers import pod_dns
+from emu.dataplane import etcfiles, netns
 from emu.dataplane.network import Network
 from emu.dataplane.ownership import Record
 from emu.model.objects import Container, Pod
@@ -70,6 +71,7 @@ class PodState:
     finalizer: threading.Thread | None = None
     env: dict[str, dict[str, str]] = field(default_factory=dict)  # container → its environment
     unschedulable: str = ""  # the scheduler's reason, while Pending
+    etc_dir: str = ""  # its resolv.conf and hosts
     ready_since: float = 0.0
     env_files: dict[str, str] = field(default_factory=dict)  # container → JSON env file (for exec)
 
@@ -113,6 +115,7 @@ class Kubelet:
         self.lock = lock
         self.on_change = on_change
         self.data = data  # (configmaps, secrets) by (namespace, name): for env
+        self.dns: pod_dns.ClusterDNS | None = None  # set by the cluster when DNS is known
         self.pods: dict[str, PodState] = {}
         self.status = threading.Condition()
         self._stop = threading.Event()
@@ -149,6 +152,7 @@ class Kubelet:
 
             st.netns = self.network.add_pod(pod.key, st.node, st.ip, inside)
         st.started = time.time()
+        self._write_etc(st)
         first = next((c.name for c in pod.spec.containers if runnable[c.name] is None and c.ports), "")
         self.server.serve(pod.key, self._hostname(pod), bound, log_path=self.log_path(pod, first) if first else None)
         st.containers = {c.name: ContainerState() for c in (*pod.spec.init_containers, *pod.spec.containers)}
@@ -159,6 +163,24 @@ class Kubelet:
             self._next_init(st)
         else:
             self._start_containers(st)
+
+    def _write_etc(self, st: PodState) -> None:
+        """The pod's /etc/resolv.conf and /etc/hosts, as the kubelet writes them; in
+        /etc/netns/<netns> (so `ip netns exec` sees them too), or, for a host-network pod
+        (its namespace is its node's), a directory of its own."""
+        if self.dns is None:
+            return
+        spec = st.pod.spec
+        st.etc_dir = self.etc_dir_for(st.pod, st.netns)  # recorded by the caller, in a batch
+        files = {"resolv.conf": pod_dns.resolv_conf(self.dns, st.pod.meta.namespace, spec.raw, spec.host_network)}
+        if not st.host_network:  # a host-network pod sees its node's /etc/hosts
+            files["hosts"] = pod_dns.hosts_file(st.ip, self._hostname(st.pod), st.pod.meta.namespace, spec.raw, self.dns.domain)
+        etcfiles.write(st.etc_dir, files)
+
+    def etc_dir_for(self, pod: Pod, netns_name: str) -> str:
+        if pod.spec.host_network:
+            return os.path.join(self.record.dir, "etc", f"{pod.meta.namespace}_{pod.meta.name}")
+        return netns.etc_dir(netns_name)
 
     @staticmethod
     def _hostname(pod: Pod) -> str:
@@ -201,6 +223,7 @@ class Kubelet:
             self.log_path(st.pod, c.name),
             env=st.env.get(c.name),
             workdir=c.working_dir,
+            etc_dir=st.etc_dir if st.host_network else "",
         )
         self.record.add_process(proc.ref, f"{st.pod.key}/{c.name}")
         cs = st.containers[c.name]
@@ -366,7 +389,7 @@ class Kubelet:
 
     # --- stop ------------------------------------------------------------------------------
 
-    def stop_workloads(self, st: PodState) -> None:
+    def stop_workloads(self, st: PodState, whole_cluster: bool = False) -> None:
         for f in st.probes:
             f.cancel()
         self.server.stop_pod(st.pod.key)
@@ -378,6 +401,10 @@ class Kubelet:
                 os.unlink(path)
             except OSError:
                 pass
+        if st.etc_dir:
+            etcfiles.remove(st.etc_dir)
+            if not whole_cluster:  # a whole teardown drops the record at the end
+                self.record.remove_etc_dir(st.etc_dir)
 
 
 def _meta_raw(pod: Pod) -> dict[str, Any]:

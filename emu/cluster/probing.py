@@ -9,6 +9,8 @@ from emu.dataplane import netns
 from emu.errors import Problem, ValidationError
 from emu.traffic.probe import DEFAULT_TIMEOUT, Client, Result, Target, run_matrix
 
+KUBE_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+
 
 def probe_cluster(
     c: Cluster,
@@ -16,12 +18,20 @@ def probe_cluster(
     ports: list[int] | None = None,
     protocols: list[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    include_system: bool = False,
 ) -> list[Result]:
     if to not in ("pods", "services"):
         raise ValidationError([Problem("<command line>", "--to", f"{to!r}: probe pods or services")])
     protos = {p.upper() for p in protocols} if protocols else {"TCP", "UDP"}
     with c.lock:
-        running = [st for st in c.pods.values() if st.phase == "Running" and st.netns and not st.terminating]
+        # The cluster's own pods (kube-system: DNS, node agents) are not part of the matrix
+        # unless asked for, as upstream's netpol tables leave system namespaces out.
+        running = [
+            st
+            for st in c.pods.values()
+            if st.phase == "Running" and st.netns and not st.terminating and not st.host_network
+            and (include_system or st.pod.meta.namespace not in KUBE_NAMESPACES)
+        ]  # fmt: skip
         if to == "pods":
             targets = [
                 Target(st.pod.key, st.ip, p.container_port, p.protocol)
@@ -34,7 +44,10 @@ def probe_cluster(
             targets = [
                 Target(svc.key, status[svc.key].cluster_ip, p.port, p.protocol)
                 for svc in c.store.services.values()
-                if svc.key in status and status[svc.key].cluster_ip
+                if svc.key in status
+                and status[svc.key].cluster_ip
+                and status[svc.key].cluster_ip != "None"
+                and (include_system or svc.meta.namespace not in KUBE_NAMESPACES)
                 for p in svc.ports
                 if p.protocol in protos and (not ports or p.port in ports)
             ]

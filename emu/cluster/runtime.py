@@ -13,15 +13,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from emu.cluster import system
+from emu.cluster.dns import UPSTREAM_DOMAIN, DNSPlane
 from emu.cluster.kubelet import Kubelet, PodState
 from emu.cluster.policies import PolicyPlane, make_view
 from emu.cluster.services import ServicePlane
 from emu.cluster.store import Changes, Store
 from emu.config.kinds import typed_kinds
-from emu.config.loader import ParsedManifests, check_against_cluster, manifests_of
-from emu.controllers import scheduler
+from emu.config.loader import Collector, ParsedManifests, check_against_cluster, manifests_of, parse_manifest_docs
+from emu.controllers import pod_dns, scheduler
 from emu.controllers.ipam import PodIPAllocator, plan_addresses
-from emu.dataplane import hostports, names
+from emu.dataplane import etcfiles, hostports, names, netns
 from emu.dataplane.cleanup import clean_cluster
 from emu.dataplane.cni import plugin_for
 from emu.dataplane.network import Network
@@ -59,6 +61,7 @@ class Cluster:
         self.services: ServicePlane | None = None
         self.policies: PolicyPlane | None = None
         self.hostports: hostports.HostPorts | None = None
+        self.dns: DNSPlane | None = None
         self._stop_after_sync: list[str] = []  # pods deleted with nothing to wait for
         # Status changes (readiness, exits) come from other threads; a worker re-syncs
         # controllers, Services and policies after them.
@@ -84,12 +87,14 @@ class Cluster:
             )
             self.policies = PolicyPlane(self.plan, self.network.nodes, self.spec.network_policy)
             self.hostports = hostports.HostPorts(self.plan, self.network.nodes)
+            system_order = self._start_dns()
             m = self.config.manifests
             order: list[tuple[str, Any]] = [(f"Namespace/{n.meta.name}", n) for n in m.namespaces]
             order += [(f"Pod/{o.key}", o) for o in m.pods]
             order += [(f"{o.kind}/{o.key}", o) for o in m.workloads]
             order += [(f"{type(o).__name__}/{o.key}", o) for o in (*m.services, *m.endpoint_slices, *m.network_policies)]
             order += [(f"{o.kind}/{o.key}", o) for o in m.others]
+            order = system_order + order
             with self.lock:
                 self._up = True
                 self._realise(self.store.apply(ParsedManifests(manifests_of(order), {}, order), now=time.time()))
@@ -99,6 +104,45 @@ class Cluster:
             log.error("bring-up failed; unwinding")
             self.down()
             raise
+
+    def _start_dns(self) -> list[tuple[str, Any]]:
+        """The node network's resolver, every node's and host's /etc files, and the cluster
+        DNS's own objects (applied with the topology's, as an installer would)."""
+        if not self.spec.dns.enabled:
+            return []
+        self.dns = DNSPlane(self.spec, self.plan, self.record)
+        up_ip = system.upstream_ip(self.spec)
+        self.network.add_switch_address(up_ip, self.plan.nodes[0].prefixlen)
+        self.dns.start_upstream(self.network.switch.name if self.network.switch else "")
+        self.kubelet.dns = pod_dns.ClusterDNS(
+            True, system.dns_service_ip(self.spec), self.spec.dns.cluster_domain, up_ip, (UPSTREAM_DOMAIN,)
+        )
+        members = {**self.network.nodes, **self.network.hosts}
+        if etcfiles.ensure_parent():
+            self.record.update(made_etc_netns=True)
+        self.record.add_etc_dirs([netns.etc_dir(h.name) for h in members.values()])
+        ips = {n.name: n.ip for n in self.plan.nodes} | {h.name: h.ip for h in self.plan.hosts}
+        for name, h in members.items():
+            hosts = f"127.0.0.1\tlocalhost\n{ips[name]}\t{name}.{UPSTREAM_DOMAIN}\t{name}\n"
+            etcfiles.write(netns.etc_dir(h.name), {"resolv.conf": pod_dns.node_resolv_conf(self.kubelet.dns), "hosts": hosts})
+        # The servers find records from their first moment (the empty cluster's).
+        self.dns.sync({}, {}, {}, [], list(self.store.namespaces), [])
+        c = Collector()
+        parsed = parse_manifest_docs([("<kemu>", f"{d['kind']}/{d['metadata']['name']}", d) for d in self.dns.manifests()], c)
+        c.raise_if_any()
+        return parsed.order
+
+    def dns_servers(self) -> list[tuple[int, str]]:
+        """(pid, ack file) of the cluster DNS's running servers."""
+        if self.dns is None:
+            return []
+        out = []
+        for st in self.pods.values():
+            if st.pod.meta.namespace == "kube-system" and st.pod.owner.startswith("ReplicaSet/coredns-") and not st.terminating:
+                cs = st.containers.get("coredns")
+                if cs is not None and cs.proc is not None and cs.proc.popen.poll() is None:
+                    out.append((cs.proc.ref.pid, os.path.join(self.dns.ack_dir, st.pod.meta.name)))
+        return out
 
     def _claim(self) -> None:
         """Take the cluster's name: refuse a live one, clean a crashed one's leftovers."""
@@ -131,6 +175,8 @@ class Cluster:
             for plane in (self.services, self.policies, self.hostports):
                 if plane is not None:
                     plane.close()
+            if self.dns is not None:
+                self.dns.stop()
             for key in list(self.pods):
                 try:
                     self._stop_pod(key, whole_cluster=True)
@@ -215,7 +261,12 @@ class Cluster:
         pending = [st for st in self.pods.values() if st.phase == "Pending" and not st.node]
         self._schedule(pending)
         todo = [st for st in pending if st.node]
-        self.record.add_netns([names.pod_ns(self.name, st.pod.meta.namespace, st.pod.meta.name) for st in todo if not st.host_network])
+        own = [names.pod_ns(self.name, st.pod.meta.namespace, st.pod.meta.name) for st in todo if not st.host_network]
+        self.record.add_netns(own)
+        if own and self.kubelet.dns is not None:
+            if etcfiles.ensure_parent():
+                self.record.update(made_etc_netns=True)
+            self.record.add_etc_dirs([netns.etc_dir(n) for n in own])
         for i, st in enumerate(todo):
             self.kubelet.start(st)
             self.progress("pods", i + 1, len(todo))
@@ -247,6 +298,10 @@ class Cluster:
             return
         pods = self.pod_views()
         self.services.sync(self.store.services, self.store.service_status, self.store.endpoint_slices, pods)
+        if self.dns is not None:
+            self.dns.sync(
+                self.store.services, self.store.service_status, self.services.slices, pods, list(self.store.namespaces), self.dns_servers()
+            )
         if self.policies is not None:
             self.policies.sync(self.policy_view(), pods)
         if self.hostports is not None:
@@ -362,7 +417,7 @@ class Cluster:
         if st is None:
             return
         if st.netns:
-            self.kubelet.stop_workloads(st)
+            self.kubelet.stop_workloads(st, whole_cluster)
             if not st.host_network:
                 ns = self.network.remove_pod(key, cut_link=not whole_cluster)
                 if ns and not whole_cluster:
@@ -380,6 +435,7 @@ class Cluster:
                     "hostname": st.pod.spec.hostname or st.pod.meta.name,
                     "containers": [x.name for x in st.pod.spec.containers],
                     "env": dict(st.env_files),
+                    **({"etc": st.etc_dir} if st.host_network and st.etc_dir else {}),
                 }
                 for k, st in self.pods.items()
                 if st.netns

@@ -6,8 +6,8 @@ import ipaddress
 import re
 from typing import Any
 
-from emu.config.schema import AnyValue, Bool, Labels, List, Obj, Report, Str, cidr, dns_label, join, label_key
-from emu.model.objects import ClusterSpec, ExternalHostDecl, Manifests, NodeDecl, Taint
+from emu.config.schema import AnyValue, Bool, Int, Labels, List, Obj, Report, Str, cidr, dns_label, dns_subdomain, join, label_key
+from emu.model.objects import ClusterSpec, DNSSpec, ExternalHostDecl, Manifests, NodeDecl, Taint
 
 CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CNIS = ("bridge", "vxlan", "routed")
@@ -65,6 +65,14 @@ CLUSTER = Obj(
                 "resources": List(AnyValue()),
                 "include": List(Str()),
                 "loadBalancer": Obj({"addresses": List(Str(extra=_pool_entry), min_items=1)}),
+                "dns": Obj(
+                    {
+                        "enabled": Bool(),
+                        "clusterDomain": dns_subdomain(),
+                        "replicas": Int(1, 10),
+                        "ttl": Int(0, 3600),
+                    }
+                ),
             },
             required=("nodes",),
         ),
@@ -75,6 +83,7 @@ CLUSTER = Obj(
 
 def build_cluster_spec(raw: dict[str, Any]) -> ClusterSpec:
     spec = raw["spec"]
+    dns = spec.get("dns") or {}
     defaults = ClusterSpec(name=raw["metadata"]["name"])
     return ClusterSpec(
         name=defaults.name,
@@ -94,6 +103,12 @@ def build_cluster_spec(raw: dict[str, Any]) -> ClusterSpec:
         ),
         external_hosts=tuple(ExternalHostDecl(h["name"]) for h in spec.get("externalHosts") or ()),
         lb_pool=tuple((spec.get("loadBalancer") or {}).get("addresses") or ()),
+        dns=DNSSpec(
+            bool(dns.get("enabled", True)),
+            str(dns.get("clusterDomain") or "cluster.local").rstrip("."),
+            int(dns.get("replicas", 2)),
+            int(dns.get("ttl", 30)),
+        ),
     )
 
 

@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 
-from emu.dataplane import netns
+from emu.dataplane import etcfiles, netns
 from emu.dataplane.handles import read_marker
 from emu.dataplane.ownership import ProcRef, Record
 
@@ -39,6 +39,12 @@ def clean_cluster(record: Record, keep_daemon: bool = False) -> list[str]:
             continue
         netns.delete(name)
         removed.append(f"netns {name}")
+    for directory in record.data.get("etc_dirs", []):
+        if os.path.isdir(directory):
+            etcfiles.remove(directory)
+            removed.append(f"directory {directory}")
+    if record.data.get("made_etc_netns"):
+        etcfiles.release_parent()
     if record.data.get("made_run_netns"):
         netns.release_run_dir(record.data["made_run_netns"])
     record.remove()

@@ -20,6 +20,9 @@ from emu.errors import DataplaneError
 RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUTS = 0x04000000
+CLONE_NEWNS = 0x00020000
+MS_SLAVE = 1 << 19
+ETC_NETNS = "/etc/netns"
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SHARED = 1 << 20
@@ -142,8 +145,16 @@ def delete(name: str) -> bool:
     return True
 
 
-def enter_process(name: str, hostname: str | None = None) -> None:
-    """Move the whole (single-threaded) process into netns `name`, with its own hostname."""
+def etc_dir(name: str) -> str:
+    """Where a namespace's own /etc files live (iproute2's convention: `ip netns exec`
+    bind-mounts each file of /etc/netns/NAME over the one in /etc)."""
+    return os.path.join(ETC_NETNS, name)
+
+
+def enter_process(name: str, hostname: str | None = None, etc: str | None = None) -> None:
+    """Move the whole (single-threaded) process into netns `name`, with its own hostname
+    and, as `ip netns exec` does, its own /etc/resolv.conf and /etc/hosts when kemu wrote
+    them (in a mount namespace of its own: the host's files are never touched)."""
     fd = open_fd(name)
     set_thread_netns(fd)
     os.close(fd)
@@ -151,3 +162,20 @@ def enter_process(name: str, hostname: str | None = None) -> None:
         _check(_libc.unshare(CLONE_NEWUTS), "unshare uts")
         b = hostname.encode()
         _check(_libc.sethostname(b, len(b)), "sethostname")
+    bind_etc_here(etc or etc_dir(name))
+
+
+def bind_etc_here(src: str) -> None:
+    """iproute2's netns_switch: a private mount namespace, then SRC/* over /etc/*."""
+    try:
+        entries = sorted(os.listdir(src))
+    except FileNotFoundError:
+        return
+    _check(_libc.unshare(CLONE_NEWNS), "unshare mount namespace")
+    # Mounts made here must not propagate back to the host's namespace.
+    _check(_libc.mount(b"none", b"/", None, MS_SLAVE | MS_REC, None), "mount --make-rslave /")
+    for entry in entries:
+        target = os.path.join("/etc", entry)
+        if not os.path.exists(target):
+            continue  # as iproute2: only files the host has are replaced
+        _check(_libc.mount(os.path.join(src, entry).encode(), target.encode(), b"none", MS_BIND, None), f"bind mount {target}")

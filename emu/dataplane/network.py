@@ -59,6 +59,12 @@ class Network:
         for h in self.plan.hosts:
             self.hosts[h.name] = self._member(h.name, h.ip, h.prefixlen, None)
 
+    def add_switch_address(self, ip: str, prefixlen: int) -> None:
+        """An address of the node network's own (its router's, the data centre's DNS)."""
+        assert self.switch is not None
+        with self.switch.lock:
+            self.switch.ipr.addr("add", index=self.switch.index(SWITCH_BRIDGE), address=ip, prefixlen=prefixlen)
+
     def _member(self, name: str, ip: str, prefixlen: int, then: Callable[[NsHandle], None] | None) -> NsHandle:
         """A node or external host: a namespace with eth0 on the switch."""
         assert self.switch is not None

@@ -71,6 +71,8 @@ class Record:
             "netns": [],
             "processes": [],
             "made_run_netns": [],
+            "etc_dirs": [],  # per-namespace /etc files kemu wrote (resolv.conf, hosts)
+            "made_etc_netns": False,
             "pods": {},
             "nodes": {},
             "hosts": {},
@@ -106,6 +108,18 @@ class Record:
         with self._lock:
             have = set(self.data["netns"])
             self.data["netns"].extend(n for n in names if n not in have)
+        self.save()
+
+    def add_etc_dirs(self, directories: list[str]) -> None:
+        with self._lock:
+            dirs = self.data.setdefault("etc_dirs", [])
+            have = set(dirs)
+            dirs.extend(d for d in directories if d not in have)
+        self.save()
+
+    def remove_etc_dir(self, directory: str) -> None:
+        with self._lock:
+            self.data["etc_dirs"] = [d for d in self.data.get("etc_dirs", []) if d != directory]
         self.save()
 
     def remove_netns(self, names: list[str]) -> None:

@@ -3,6 +3,9 @@ reloads while the names they depend on are unchanged."""
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
+
 from emu.dns.records import Index
 
 
@@ -32,21 +35,40 @@ class Generation:
         self.udp: dict[bytes, Entry] = {}
         self.tcp: dict[bytes, Entry] = {}
 
-    def carry(self, old: Generation) -> list[tuple[bool, bytes]]:
-        """Keep the old answers whose names are unchanged; return the others as (udp, key)."""
+    def carry(self, old: Generation, pause: Callable[[], None] = lambda: None) -> list[tuple[bool, bytes]]:
+        """Keep the old answers whose names are unchanged; return the others as (udp, key).
+        A zone whose SOA changed in its serial only (every write bumps it) is patched in the
+        answers that carry it (negative ones): no reason to answer those again."""
         o, n = old.index, self.index
         if o is None or n is None or not o.same_frame(n):
             return []
         same: dict[str, bool] = {}
+        patches = {z: p for z in n.zones if (p := _serial_patch(o, n, z))}
         stale = []
         for udp, src, dst in ((True, old.udp, self.udp), (False, old.tcp, self.tcp)):
-            for key, entry in list(src.items()):
-                for name in entry[2]:
+            for i, (key, (wire, cell, deps)) in enumerate(list(src.items())):
+                if i % 256 == 255:
+                    pause()  # let the queries in (DnsServer.step_aside)
+                for name in deps:
                     if name not in same:
                         same[name] = o.fingerprint(name) == n.fingerprint(name)
-                    if not same[name]:
+                    if same[name]:
+                        continue
+                    if name not in patches:
                         stale.append((udp, key))
                         break
+                    wire = wire.replace(*patches[name])
                 else:
-                    dst[key] = entry
+                    dst[key] = (wire, cell, deps)
         return stale
+
+
+def _serial_patch(old: Index, new: Index, zone: str) -> tuple[bytes, bytes] | None:
+    """(old, new) wire bytes of the zone's SOA serial..minimum when nothing else changed at the apex."""
+    if old.fingerprint(zone)[1:] != new.fingerprint(zone)[1:]:
+        return None
+    a, b = old.soa(zone).split(), new.soa(zone).split()
+    if a[:2] + a[3:] != b[:2] + b[3:] or (old.records[zone].replace(old.soa(zone), new.soa(zone)) != new.records[zone]):
+        return None
+    pack = struct.Struct("!IIIII").pack
+    return pack(*map(int, a[2:])), pack(*map(int, b[2:]))

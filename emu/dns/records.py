@@ -13,9 +13,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from emu.model.objects import PodView
 from emu.model.services import EndpointSlice, Service, ServiceStatus
@@ -289,44 +289,61 @@ def _service(
                 b.add(reverse_name(ip), f"PTR {target}")  # §2.4.3
 
 
-# The state file a DNS server loads (written atomically by kemu, re-read on change or SIGHUP).
+# The state file a DNS server loads (written atomically by kemu, re-read on change or SIGHUP):
+# JSON lines, a header object then chunks of at most CHUNK entries, {"records": {owner: text}},
+# {"ents": [names]} or {"endpoints": {service: ips}}, so that a server parses it a piece at a
+# time and keeps answering in between (one json.loads of the whole holds the interpreter ~50 ms).
 
-
-def to_json(index: Index) -> dict[str, Any]:
-    return {
-        "format": STATE_FORMAT,
-        "serial": index.serial,
-        "ttl": index.ttl,
-        "zones": list(index.zones),
-        "pod_zone": index.pod_zone,
-        "records": index.records,
-        "ents": sorted(index.ents),
-        "endpoints": index.endpoints,
-    }
-
-
-def from_json(data: Mapping[str, Any]) -> Index:
-    if data.get("format") != STATE_FORMAT:
-        raise ValueError(f"not a {STATE_FORMAT} state: format {data.get('format')!r}")
-    return Index(
-        tuple(data["zones"]),
-        data["records"],
-        frozenset(data["ents"]),
-        int(data["ttl"]),
-        int(data["serial"]),
-        data.get("pod_zone", ""),
-        data.get("endpoints", {}),
-    )
+CHUNK = 500
 
 
 def write_state(path: str, index: Index) -> None:
     """Write the index for a server to load: a temporary file beside it, then os.replace."""
+    head = {"format": STATE_FORMAT, "serial": index.serial, "ttl": index.ttl, "zones": list(index.zones), "pod_zone": index.pod_zone}
+    lines = [json.dumps(head)]
+    for key, data in (("records", list(index.records.items())), ("ents", sorted(index.ents)), ("endpoints", list(index.endpoints.items()))):
+        for i in range(0, len(data), CHUNK):
+            part = data[i : i + CHUNK]
+            lines.append(json.dumps({key: dict(part) if key != "ents" else part}, separators=(",", ":")))
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(to_json(index), separators=(",", ":")))  # dumps: the C encoder (dump is not)
+        f.write("\n".join(lines) + "\n")
     os.replace(tmp, path)
 
 
-def load_state(path: str) -> Index:
+def load_state(path: str, pause: Callable[[], None] | None = None) -> Index:
+    """The index in a state file; pause() is called between chunks (a server yields to its threads)."""
+    records: dict[str, str] = {}
+    ents: list[str] = []
+    endpoints: dict[str, str] = {}
     with open(path, encoding="utf-8") as f:
-        return from_json(json.load(f))
+        head = json.loads(f.readline() or "{}")
+        if head.get("format") != STATE_FORMAT:
+            raise ValueError(f"not a {STATE_FORMAT} state: format {head.get('format')!r}")
+        for line in f:
+            part = json.loads(line)
+            records.update(part.get("records", ()))
+            ents.extend(part.get("ents", ()))
+            endpoints.update(part.get("endpoints", ()))
+            if pause is not None:
+                pause()
+    return Index(tuple(head["zones"]), records, frozenset(ents), int(head["ttl"]), int(head["serial"]), head.get("pod_zone", ""), endpoints)
+
+
+def wait_loaded(acks: list[str], serial: int, timeout: float = 5.0) -> list[str]:
+    """For kemu: wait until every server's --ack file shows `serial` (after write_state, and a
+    SIGHUP if you like); returns the ack files that did not in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        late = []
+        for path in acks:
+            try:
+                with open(path) as f:
+                    if int(f.read().strip() or 0) == serial:
+                        continue
+            except (OSError, ValueError):
+                pass
+            late.append(path)
+        if not late or time.monotonic() >= deadline:
+            return late
+        time.sleep(0.005)

@@ -89,7 +89,7 @@ def forwarder(target: str, count: Callable[[str], None], timeout: float = FORWAR
             if resp.flags & dns.flags.TC:
                 with socket.create_connection(addr, timeout=timeout) as s:
                     s.sendall(len(wire).to_bytes(2, "big") + wire)
-                    resp = dns.message.from_wire(_recv_exact(s, int.from_bytes(_recv_exact(s, 2), "big")))
+                    resp = dns.message.from_wire(recv_exact(s, int.from_bytes(recv_exact(s, 2), "big")))
         except (dns.exception.DNSException, OSError, ValueError):
             count("error")
             return None
@@ -99,7 +99,7 @@ def forwarder(target: str, count: Callable[[str], None], timeout: float = FORWAR
     return ask
 
 
-def _recv_exact(conn: socket.socket, n: int) -> bytes:
+def recv_exact(conn: socket.socket, n: int) -> bytes:
     buf = b""
     while len(buf) < n:
         chunk = conn.recv(n - len(buf))

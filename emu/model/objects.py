@@ -267,6 +267,16 @@ class ExternalHostDecl:
 
 
 @dataclass(frozen=True)
+class DNSSpec:
+    """`spec.dns`: the cluster DNS (CoreDNS's role) and its defaults."""
+
+    enabled: bool = True
+    cluster_domain: str = "cluster.local"
+    replicas: int = 2
+    ttl: int = 30
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     name: str
     pod_cidr: str = "10.244.0.0/16"
@@ -278,6 +288,7 @@ class ClusterSpec:
     nodes: tuple[NodeDecl, ...] = ()
     external_hosts: tuple[ExternalHostDecl, ...] = ()
     lb_pool: tuple[str, ...] = ()  # CIDRs or "a-b" ranges; () = the default pool
+    dns: DNSSpec = field(default_factory=lambda: DNSSpec())
 
 
 @dataclass(frozen=True)

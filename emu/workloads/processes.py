@@ -100,6 +100,7 @@ def start(
     log_path: str,
     env: dict[str, str] | None = None,
     workdir: str = "",
+    etc_dir: str = "",
 ) -> Process:
     """Start a container's process. With `env` it gets that environment (on top of PATH,
     HOME, HOSTNAME) instead of kemu's; `workdir` is its working directory if it exists."""
@@ -110,6 +111,8 @@ def start(
         opts += ["--env-file", env_path]
     if workdir:
         opts += ["--workdir", workdir]
+    if etc_dir:
+        opts += ["--etc-dir", etc_dir]
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(
             [sys.executable, "-m", "emu.dataplane.enter", netns_name, hostname, *opts, "--", *argv],

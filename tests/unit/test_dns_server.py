@@ -23,8 +23,9 @@ import dns.query
 import dns.rcode
 import pytest
 
-from emu.dns.cache import cache_key
-from emu.dns.records import build_index, write_state
+from emu.dns.cache import Generation, cache_key
+from emu.dns.records import build_index, wait_loaded, write_state
+from emu.dns.resolver import respond
 from emu.dns.upstream import build_upstream_index
 from emu.model.objects import Meta
 from emu.model.services import Service, ServicePort, ServiceStatus
@@ -203,7 +204,7 @@ def test_reload_when_the_state_changes(fresh: Server) -> None:
     assert addresses(fresh.query(f"web.shop.svc.{Z}")) == {"10.96.0.20"}
     assert fresh.query(f"new.shop.svc.{Z}").rcode() == dns.rcode.NXDOMAIN  # cached negative answer
     write_state(str(fresh.state), changed(8, "10.96.0.21", extra=True))  # type: ignore[arg-type]
-    wait_for(lambda: fresh.ack.read_text() == "8\n")
+    assert wait_loaded([str(fresh.ack)], 8) == []
     assert addresses(fresh.query(f"web.shop.svc.{Z}")) == {"10.96.0.21"}  # as soon as the ack is there
     assert addresses(fresh.query(f"new.shop.svc.{Z}")) == {"10.96.0.99"}
     assert fresh.query(f"db.shop.svc.{Z}").rcode() == dns.rcode.NXDOMAIN
@@ -279,3 +280,22 @@ def test_cached_answers_survive_an_unrelated_change(fresh: Server) -> None:
     r = fresh.query(f"nope.shop.svc.{Z}")
     assert r.authority[0][0].serial == 9  # negative answers carry the new SOA
     assert os.path.exists(fresh.state)
+
+
+def test_carry_keeps_unchanged_answers_and_patches_serials() -> None:
+    old = Generation(INDEX)
+    for name, rdtype in ((f"web.shop.svc.{Z}", "A"), (f"nope.shop.svc.{Z}", "A"), (f"db.shop.svc.{Z}", "A")):
+        wire = dns.message.make_query(name, rdtype).to_wire()
+        reply = respond(INDEX, wire, max_udp=1232)
+        assert reply is not None
+        old.udp[cache_key(wire)] = (reply.wire[2:], [0], reply.deps)
+    new = Generation(sample(serial=8))  # only the serial differs
+    assert new.carry(old) == [] and len(new.udp) == 3
+    for tail, _, deps in new.udp.values():
+        msg = dns.message.from_wire(b"\0\0" + tail)
+        if msg.authority:  # the NXDOMAIN's SOA, patched
+            assert msg.authority[0][0].serial == 8 and Z in deps
+    moved = Generation(changed(8, "10.96.0.21"))  # web moved, db is gone
+    stale = moved.carry(old)
+    assert len(stale) == 2 and len(moved.udp) == 1  # nope.shop: still NXDOMAIN, serial patched
+    assert dns.message.from_wire(b"\0\0" + next(iter(moved.udp.values()))[0]).authority[0][0].serial == 8

@@ -297,8 +297,10 @@ def test_busybox_image_with_a_non_applet_falls_back() -> None:
 
 
 def test_enter_arguments() -> None:
-    assert enter.parse(["ns", "h", "--", "sh", "-c", "x -- y"]) == ("ns", "h", "", "", ["sh", "-c", "x -- y"])
-    assert enter.parse(["ns", "h", "--env-file", "/e.json", "--workdir", "/app", "--", "id"]) == ("ns", "h", "/e.json", "/app", ["id"])
+    assert enter.parse(["ns", "h", "--", "sh", "-c", "x -- y"]) == enter.Invocation("ns", "h", ["sh", "-c", "x -- y"])
+    assert enter.parse(["ns", "h", "--env-file", "/e.json", "--workdir", "/app", "--etc-dir", "/x", "--", "id"]) == enter.Invocation(
+        "ns", "h", ["id"], "/e.json", "/app", "/x"
+    )
     assert enter.parse(["ns", "h", "--bogus", "x", "--", "id"]) is None
     assert enter.parse(["ns", "h", "--"]) is None
     assert enter.parse(["ns", "h", "id"]) is None
