@@ -141,7 +141,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     p = add("probe", "the reachability matrix (with FILE: up, probe, down)")
     p.add_argument("--expect", action="store_true", help="compare with what NetworkPolicy allows; exit 1 on any difference")
     p.add_argument("file", nargs="?")
-    p.add_argument("--to", choices=["pods", "services"], default="pods")
+    p.add_argument(
+        "--to", default="pods", metavar="pods|services|SVC.NS", help="every pod, every Service, or one Service (name.ns or ns/name)"
+    )
     p.add_argument("--port", type=int, action="append", dest="ports")
     p.add_argument("--protocol", type=str.lower, choices=["tcp", "udp"], action="append", dest="protocols")
     p.add_argument("--timeout", type=float, default=1.0)

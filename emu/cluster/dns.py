@@ -15,7 +15,7 @@ from typing import Any
 from emu.cluster import system
 from emu.controllers.ipam import AddressPlan
 from emu.dataplane.ownership import Record
-from emu.dns import records, server, upstream
+from emu.dns import records, upstream
 from emu.model.objects import ClusterSpec, Container, PodView
 from emu.model.services import EndpointSlice, Service, ServiceStatus
 from emu.workloads import processes
@@ -97,6 +97,6 @@ class DNSPlane:
         # has set its handler would kill it). Wait for the ones that have loaded before:
         # a server that has not loaded yet starts with these records anyway.
         acks = [ack for _, ack in servers if os.path.exists(ack)]
-        late = server.wait_loaded(acks, self.serial, timeout=5.0)
+        late = records.wait_loaded(acks, self.serial, timeout=5.0)
         if late:
             log.warning("DNS servers slow to load the new records: %s", ", ".join(late))

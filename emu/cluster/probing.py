@@ -20,8 +20,13 @@ def probe_cluster(
     timeout: float = DEFAULT_TIMEOUT,
     include_system: bool = False,
 ) -> list[Result]:
+    one = None
     if to not in ("pods", "services"):
-        raise ValidationError([Problem("<command line>", "--to", f"{to!r}: probe pods or services")])
+        from emu.cluster.explaining import service_of
+
+        one = service_of(c, to)
+        if one is None:
+            raise ValidationError([Problem("<command line>", "--to", f"{to!r}: probe pods, services, or a Service (name.ns or ns/name)")])
     protos = {p.upper() for p in protocols} if protocols else {"TCP", "UDP"}
     with c.lock:
         # The cluster's own pods (kube-system: DNS, node agents) are not part of the matrix
@@ -43,11 +48,11 @@ def probe_cluster(
             status = c.store.service_status
             targets = [
                 Target(svc.key, status[svc.key].cluster_ip, p.port, p.protocol)
-                for svc in c.store.services.values()
+                for svc in ([one] if one is not None else c.store.services.values())
                 if svc.key in status
                 and status[svc.key].cluster_ip
                 and status[svc.key].cluster_ip != "None"
-                and (include_system or svc.meta.namespace not in KUBE_NAMESPACES)
+                and (include_system or one is not None or svc.meta.namespace not in KUBE_NAMESPACES)
                 for p in svc.ports
                 if p.protocol in protos and (not ports or p.port in ports)
             ]
