@@ -49,6 +49,7 @@ class Index:
     # Service name → its ready endpoints' IPs (space-separated) that have no hostname: their
     # names <dashed-ip>.<service> are answered from here, not stored (half the index otherwise).
     endpoints: Mapping[str, str] = field(default_factory=dict)
+    recursive: bool = False  # answers with RA set even without an upstream (the data centre's resolver)
     _suffixes: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -173,7 +174,7 @@ class Builder:
         self.add(apex, f"SOA {soa_text(ns_name, hostmaster, self.serial, self.ttl)}")
         self.add(apex, f"NS {ns_name}")
 
-    def build(self, pod_zone: str = "") -> Index:
+    def build(self, pod_zone: str = "", recursive: bool = False) -> Index:
         for owner, targets in self.srv.items():
             unique = dict.fromkeys(targets) if len(targets) > 1 else targets
             weight = max(1, round(100 / len(unique)))  # RFC 2782: equal shares at priority 0, as CoreDNS
@@ -195,7 +196,8 @@ class Builder:
             ents.update(above)
             records[owner] = lines[0] if len(lines) == 1 else "\n".join(dict.fromkeys(lines))
         endpoints = {owner: " ".join(dict.fromkeys(ips)) for owner, ips in self.endpoints.items() if owner in records}
-        return Index(tuple(self.zones), records, frozenset(ents - records.keys() - apexes), self.ttl, self.serial, pod_zone, endpoints)
+        ents -= records.keys() | apexes
+        return Index(tuple(self.zones), records, frozenset(ents), self.ttl, self.serial, pod_zone, endpoints, recursive)
 
 
 def build_index(
@@ -300,6 +302,7 @@ CHUNK = 500
 def write_state(path: str, index: Index) -> None:
     """Write the index for a server to load: a temporary file beside it, then os.replace."""
     head = {"format": STATE_FORMAT, "serial": index.serial, "ttl": index.ttl, "zones": list(index.zones), "pod_zone": index.pod_zone}
+    head["recursive"] = index.recursive
     lines = [json.dumps(head)]
     for key, data in (("records", list(index.records.items())), ("ents", sorted(index.ents)), ("endpoints", list(index.endpoints.items()))):
         for i in range(0, len(data), CHUNK):
@@ -327,7 +330,8 @@ def load_state(path: str, pause: Callable[[], None] | None = None) -> Index:
             endpoints.update(part.get("endpoints", ()))
             if pause is not None:
                 pause()
-    return Index(tuple(head["zones"]), records, frozenset(ents), int(head["ttl"]), int(head["serial"]), head.get("pod_zone", ""), endpoints)
+    zones, ttl, serial = tuple(head["zones"]), int(head["ttl"]), int(head["serial"])
+    return Index(zones, records, frozenset(ents), ttl, serial, head.get("pod_zone", ""), endpoints, bool(head.get("recursive")))
 
 
 def wait_loaded(acks: list[str], serial: int, timeout: float = 5.0) -> list[str]:

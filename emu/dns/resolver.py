@@ -117,7 +117,8 @@ def _answer(index: Index, query: dns.message.Message, upstream: Upstream | None,
         resp.flags = dns.flags.QR
         resp.set_rcode(dns.rcode.FORMERR)
         return resp, False
-    resp = dns.message.make_response(query, recursion_available=upstream is not None, our_payload=OUR_PAYLOAD)
+    # RA: we forward (CoreDNS's kubernetes plugin alone does not set it, and nslookup then gives up).
+    resp = dns.message.make_response(query, recursion_available=upstream is not None or index.recursive, our_payload=OUR_PAYLOAD)
     if query.edns > 0:
         return _rcode(resp, dns.rcode.BADVERS), False  # RFC 6891 §6.1.3: we speak EDNS version 0
     if query.opcode() != dns.opcode.QUERY:

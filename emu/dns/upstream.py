@@ -66,7 +66,7 @@ def build_upstream_index(
             if bare != fqdn:
                 b.address(bare, ip)
             b.add(reverse_name(ip), f"PTR {fqdn}")
-    return b.build()
+    return b.build(recursive=True)  # it stands for the data centre's recursive resolver: RA set
 
 
 def forwarder(target: str, count: Callable[[str], None], timeout: float = FORWARD_TIMEOUT) -> Upstream:

@@ -61,9 +61,14 @@ class Running:
     name: str
     file: str
 
-    def pods(self) -> dict[str, dict[str, Any]]:
+    def pods(self, include_system: bool = False) -> dict[str, dict[str, Any]]:
+        """The pods, without the cluster's own (kube-system: DNS) unless asked for."""
         doc = json.loads(kemu("--cluster", self.name, "get", "pods", "-A", "-o", "json").stdout)
-        return {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in doc["items"]}
+        return {
+            f"{p['metadata']['namespace']}/{p['metadata']['name']}": p
+            for p in doc["items"]
+            if include_system or p["metadata"]["namespace"] != "kube-system"
+        }
 
     def ip(self, key: str) -> str:
         return str(self.pods()[key]["status"]["podIP"])

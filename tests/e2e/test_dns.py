@@ -74,7 +74,12 @@ def test_services_resolve_by_fqdn_and_search_path_over_udp_and_tcp(dns: Running)
     assert short(dns, "a/toolbox", "web.b.svc.cluster.local") == [web]
     assert short(dns, "a/toolbox", "+tcp", "WEB.b.svc.Cluster.Local") == [web]  # case-insensitive, over TCP
     assert dns.exec("a/toolbox", "getent", "hosts", "web.b").stdout.split()[0] == web  # the search path, from another namespace
-    assert dns.exec("b/" + get(dns, "pods", "-n", "b", "-l", "app=web")["items"][0]["metadata"]["name"], "getent", "hosts", "web").stdout.split()[0] == web
+    assert (
+        dns.exec(
+            "b/" + get(dns, "pods", "-n", "b", "-l", "app=web")["items"][0]["metadata"]["name"], "getent", "hosts", "web"
+        ).stdout.split()[0]
+        == web
+    )
     assert dns.curl("a/toolbox", "http://web.b/hostname") in {p.split("/")[1] for p in dns.pods() if p.startswith("b/web-")}
     assert short(dns, "a/toolbox", "_http._tcp.web.b.svc.cluster.local", "SRV") == ["0", "100", "80", "web.b.svc.cluster.local."]
     assert short(dns, "a/toolbox", "-x", web) == ["web.b.svc.cluster.local."]

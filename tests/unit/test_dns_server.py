@@ -242,6 +242,8 @@ def test_forwarding_to_the_upstream_resolver(tmp_path: Path) -> None:
     up_index = build_upstream_index({"node-1": "172.30.0.2", "www.example.com": "192.0.2.53"}, domain="kemu.internal")
     up = start(tmp_path / "up", index=up_index)
     try:
+        r = up.query("node-1")  # asked directly (dnsPolicy: Default): a recursive resolver's answer
+        assert addresses(r) == {"172.30.0.2"} and r.flags & dns.flags.RA and r.flags & dns.flags.AA
         srv = start(tmp_path / "cluster", upstream=f"{HOST}:{up.dns}")
         try:
             r = srv.query("node-1")
