@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,6 +144,21 @@ def delete(name: str) -> bool:
     except FileNotFoundError:
         pass
     return True
+
+
+def socket_in(fd: int | None, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    """A non-blocking IPv4 socket made in the namespace `fd` (None: this thread's own): the
+    thread visits it for the microseconds it takes; the socket stays there for good."""
+    if fd is None:
+        s = socket.socket(socket.AF_INET, kind)
+    else:
+        set_thread_netns(fd)
+        try:
+            s = socket.socket(socket.AF_INET, kind)
+        finally:
+            go_home()
+    s.setblocking(False)
+    return s
 
 
 def etc_dir(name: str) -> str:

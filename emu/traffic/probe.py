@@ -48,19 +48,9 @@ class Result:
         return {"from": self.src, "to": self.dst, "port": self.port, "protocol": self.protocol, "connected": self.connected}
 
 
-def _socket_in(fd: int, kind: int) -> socket.socket:
-    netns.set_thread_netns(fd)
-    try:
-        s = socket.socket(socket.AF_INET, kind)
-    finally:
-        netns.go_home()
-    s.setblocking(False)
-    return s
-
-
 async def _tcp(fd: int, ip: str, port: int, timeout: float) -> tuple[bool, str]:
     loop = asyncio.get_running_loop()
-    s = _socket_in(fd, socket.SOCK_STREAM)
+    s = netns.socket_in(fd, socket.SOCK_STREAM)
     try:
         async with asyncio.timeout(timeout):
             await loop.sock_connect(s, (ip, port))
@@ -96,7 +86,7 @@ def _bind_fresh_port(s: socket.socket) -> None:
 
 async def _udp(fd: int, ip: str, port: int, timeout: float) -> tuple[bool, str]:
     loop = asyncio.get_running_loop()
-    s = _socket_in(fd, socket.SOCK_DGRAM)
+    s = netns.socket_in(fd, socket.SOCK_DGRAM)
     try:
         _bind_fresh_port(s)
         async with asyncio.timeout(timeout):

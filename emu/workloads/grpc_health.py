@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Callable, Iterator
 
 import h2.config
@@ -240,28 +239,10 @@ class GrpcHealthProtocol(asyncio.Protocol):
 # --- the client side: the kubelet's grpc probe ---------------------------------------------
 
 
-def socket_in(ns_fd: int | None, kind: int = socket.SOCK_STREAM) -> socket.socket:
-    """A non-blocking socket in the namespace `ns_fd` (None: the calling thread's own).
-
-    The socket is made while the calling thread visits the namespace, then the thread goes
-    back home; a socket stays in the namespace it was made in.
-    """
-    if ns_fd is None:
-        s = socket.socket(socket.AF_INET, kind)
-    else:
-        netns.set_thread_netns(ns_fd)
-        try:
-            s = socket.socket(socket.AF_INET, kind)
-        finally:
-            netns.go_home()
-    s.setblocking(False)
-    return s
-
-
 async def grpc_check(ns_fd: int | None, ip: str, port: int, service: str, timeout: float) -> bool:
     """Health/Check from namespace `ns_fd` to ip:port: True iff OK and SERVING (the kubelet's rule)."""
     loop = asyncio.get_running_loop()
-    s = socket_in(ns_fd)
+    s = netns.socket_in(ns_fd)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
     try:
         async with asyncio.timeout(timeout):

@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from emu.dataplane import netns
 from emu.model.objects import Probe
-from emu.workloads.grpc_health import grpc_check, socket_in
+from emu.workloads.grpc_health import grpc_check
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Check", "exec_in", "grpc_check", "http_get", "make_check", "probe_loop", "run_probe", "socket_in", "tcp_open"]
+__all__ = ["Check", "exec_in", "grpc_check", "http_get", "make_check", "probe_loop", "run_probe", "tcp_open"]
 
 Check = Callable[[], Awaitable[bool]]
 USER_AGENT = "kube-probe/kemu"  # the kubelet sends kube-probe/<major>.<minor>
@@ -72,7 +72,7 @@ async def http_get(
     (no SNI either: the kubelet sends none for an IP).
     """
     loop = asyncio.get_running_loop()
-    s = socket_in(ns_fd)
+    s = netns.socket_in(ns_fd)
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
@@ -94,7 +94,7 @@ async def http_get(
 
 async def tcp_open(ns_fd: int | None, ip: str, port: int, timeout: float) -> bool:
     loop = asyncio.get_running_loop()
-    s = socket_in(ns_fd)
+    s = netns.socket_in(ns_fd)
     try:
         async with asyncio.timeout(timeout):
             await loop.sock_connect(s, (ip, port))

@@ -176,3 +176,8 @@ def test_a_dns_pod_lost_the_other_answers_and_it_is_replaced(dns: Running) -> No
     wait_until(replaced, 30, "a replacement DNS pod")
     metrics = dns.curl("a/toolbox", f"http://{svc_ip(dns, 'kube-dns', 'kube-system')}:9153/metrics")
     assert "coredns_dns_requests_total" in metrics
+
+
+def test_probe_takes_a_service_by_its_dns_name(dns: Running) -> None:
+    rows = json.loads(kemu("--cluster", "dns", "probe", "--to", "web.b", "-o", "json").stdout)["results"]
+    assert rows and {r["to"] for r in rows} == {"b/web"} and all(r["connected"] for r in rows)
