@@ -73,8 +73,13 @@ class DNSPlane:
         servers: list[tuple[int, str]],  # (pid, ack file) of the running DNS servers
     ) -> None:
         """Write the records when they changed; wait until every running server has them."""
-        hostnames = tuple(sorted((p.key, p.ip, p.spec.hostname, p.spec.subdomain) for p in pods if p.spec is not None))
-        inputs = (dict(services), dict(statuses), {k: tuple(v) for k, v in slices.items()}, hostnames, tuple(sorted(namespaces)))
+        # What the records depend on: Services and their allocations, the endpoints of
+        # headless Services (a ClusterIP's records do not change with its endpoints), pods
+        # that have a hostname and subdomain, the namespaces. Readiness flips of the pods
+        # behind ClusterIPs — most syncs — leave the records alone.
+        headless = {k: tuple(v) for k, v in slices.items() if k in services and services[k].headless}
+        hostnames = tuple(sorted((p.key, p.ip, p.spec.hostname, p.spec.subdomain) for p in pods if p.spec is not None and p.spec.subdomain))
+        inputs = (dict(services), dict(statuses), headless, hostnames, tuple(sorted(namespaces)))
         if inputs == self._inputs:
             return
         self.serial += 1
