@@ -200,6 +200,8 @@ class Kubelet:
     def _write_env_files(self, st: PodState) -> None:
         """Each container's environment, resolved once at start; written for `kemu exec -c`."""
         for c in (*st.pod.spec.init_containers, *st.pod.spec.containers):
+            if not (c.raw.get("env") or c.raw.get("envFrom")) and processes.runnable_argv(c) is None:
+                continue  # a stand-in with no environment of its own: exec gives it the hostname
             st.env[c.name] = {"HOSTNAME": self._hostname(st.pod), **self._env(st, c)}
             path = os.path.join(self.log_dir, f"{st.pod.meta.namespace}_{st.pod.meta.name}_{c.name}.env")
             processes.write_env_file(path, st.env[c.name])

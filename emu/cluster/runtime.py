@@ -20,7 +20,7 @@ from emu.cluster.policies import PolicyPlane, make_view
 from emu.cluster.services import ServicePlane
 from emu.cluster.store import Changes, Store
 from emu.config.kinds import typed_kinds
-from emu.config.loader import Collector, ParsedManifests, check_against_cluster, manifests_of, parse_manifest_docs
+from emu.config.loader import ParsedManifests, check_against_cluster, manifests_of
 from emu.controllers import pod_dns, scheduler
 from emu.controllers.ipam import PodIPAllocator, plan_addresses
 from emu.dataplane import etcfiles, hostports, names, netns
@@ -127,10 +127,9 @@ class Cluster:
             etcfiles.write(netns.etc_dir(h.name), {"resolv.conf": pod_dns.node_resolv_conf(self.kubelet.dns), "hosts": hosts})
         # The servers find records from their first moment (the empty cluster's).
         self.dns.sync({}, {}, {}, [], list(self.store.namespaces), [])
-        c = Collector()
-        parsed = parse_manifest_docs([("<kemu>", f"{d['kind']}/{d['metadata']['name']}", d) for d in self.dns.manifests()], c)
-        c.raise_if_any()
-        return parsed.order
+        # kemu's own manifests: built directly (the OpenAPI check is for users' files).
+        objs = [typed_kinds()[d["kind"]].build(d) for d in self.dns.manifests()]
+        return [(f"{type(o).__name__ if not isinstance(o, Workload) else o.kind}/{o.key}", o) for o in objs]
 
     def dns_servers(self) -> list[tuple[int, str]]:
         """(pid, ack file) of the cluster DNS's running servers."""

@@ -20,13 +20,14 @@ def ensure_parent() -> bool:
 
 
 def write(directory: str, files: dict[str, str]) -> None:
+    """Written once, before anything in the namespace reads them (no temporary files)."""
     os.makedirs(directory, mode=0o755, exist_ok=True)
     for name, text in files.items():
-        tmp = os.path.join(directory, f".{name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, os.path.join(directory, name))
+        fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
 
 
 def remove(directory: str) -> None:

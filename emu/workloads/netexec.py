@@ -76,15 +76,23 @@ def answer_udp(message: str, hostname: str, peer: tuple[str, int]) -> str | None
 class RequestLog:
     """A pod's request log for `kemu logs`: `<RFC3339 time> <peer ip:port> <what>` a line.
 
-    Opened once per pod and line-buffered (one write(2) a line, nothing lost on a crash);
-    the timestamp's seconds part is formatted once a second, so 1000 busy pods stay cheap.
+    Opened at the first request (most stand-ins of a thousand-pod bring-up are never asked
+    anything), then line-buffered (one write(2) a line, nothing lost on a crash); the
+    timestamp's seconds part is formatted once a second, so 1000 busy pods stay cheap.
     """
 
     _sec = -1
     _prefix = ""
 
     def __init__(self, path: str) -> None:
-        self.file: TextIO = open(path, "a", buffering=1, encoding="utf-8", errors="replace")
+        self.path = path
+        self._file: TextIO | None = None
+
+    @property
+    def file(self) -> TextIO:
+        if self._file is None:
+            self._file = open(self.path, "a", buffering=1, encoding="utf-8", errors="replace")
+        return self._file
 
     @classmethod
     def now(cls) -> str:
@@ -102,7 +110,8 @@ class RequestLog:
             pass
 
     def close(self) -> None:
-        self.file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def _printable(text: str) -> str:
@@ -242,7 +251,7 @@ class NetexecServer:
 
         With `log_path`, every HTTP request, UDP datagram and gRPC call is appended there.
         """
-        reqlog = RequestLog(log_path) if log_path else None  # opened here: no file I/O on the loop
+        reqlog = RequestLog(log_path) if log_path else None
         self.call(self._serve(pod, hostname, sockets, reqlog))
 
     async def _serve(

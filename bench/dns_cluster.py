@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Cluster DNS under load: dnsperf in a pod against the kube-dns ClusterIP.
 
-    sudo .venv/bin/python bench/dns.py [SERVICES] [PODS] [--seconds S]
+    sudo .venv/bin/python bench/dns_cluster.py [SERVICES] [PODS] [--seconds S]
+
+(Not bench/dns.py: a dns.py next to the bench scripts would shadow dnspython's `dns`.)
 
 Brings up a cluster (2 nodes, more when the pods need them) with SERVICES ClusterIP Services (default 10,000) and a
 Deployment of PODS pods (default 1,000), then from a pod: dnsperf with a query file of
@@ -23,8 +25,6 @@ import sys
 import tempfile
 import time
 
-# The repository instead of bench/ (where this file would shadow the `dns` package).
-sys.path.remove(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from emu.cluster.runtime import Cluster
