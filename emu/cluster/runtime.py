@@ -87,7 +87,7 @@ class Cluster:
             )
             self.policies = PolicyPlane(self.plan, self.network.nodes, self.spec.network_policy)
             self.hostports = hostports.HostPorts(self.plan, self.network.nodes)
-            system_order = self._start_dns()
+            system_order = self._system_objects(self._start_dns())
             m = self.config.manifests
             order: list[tuple[str, Any]] = [(f"Namespace/{n.meta.name}", n) for n in m.namespaces]
             order += [(f"Pod/{o.key}", o) for o in m.pods]
@@ -105,7 +105,7 @@ class Cluster:
             self.down()
             raise
 
-    def _start_dns(self) -> list[tuple[str, Any]]:
+    def _start_dns(self) -> list[dict[str, Any]]:
         """The node network's resolver, every node's and host's /etc files, and the cluster
         DNS's own objects (applied with the topology's, as an installer would)."""
         if not self.spec.dns.enabled:
@@ -118,8 +118,7 @@ class Cluster:
             True, system.dns_service_ip(self.spec), self.spec.dns.cluster_domain, up_ip, (UPSTREAM_DOMAIN,)
         )
         members = {**self.network.nodes, **self.network.hosts}
-        if etcfiles.ensure_parent():
-            self.record.update(made_etc_netns=True)
+        etcfiles.ensure_parent()
         self.record.add_etc_dirs([netns.etc_dir(h.name) for h in members.values()])
         ips = {n.name: n.ip for n in self.plan.nodes} | {h.name: h.ip for h in self.plan.hosts}
         for name, h in members.items():
@@ -127,9 +126,16 @@ class Cluster:
             etcfiles.write(netns.etc_dir(h.name), {"resolv.conf": pod_dns.node_resolv_conf(self.kubelet.dns), "hosts": hosts})
         # The servers find records from their first moment (the empty cluster's).
         self.dns.sync({}, {}, {}, [], list(self.store.namespaces), [])
+        return self.dns.manifests()
+
+    @staticmethod
+    def _as_order(docs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
         # kemu's own manifests: built directly (the OpenAPI check is for users' files).
-        objs = [typed_kinds()[d["kind"]].build(d) for d in self.dns.manifests()]
-        return [(f"{type(o).__name__ if not isinstance(o, Workload) else o.kind}/{o.key}", o) for o in objs]
+        objs = [typed_kinds()[d["kind"]].build(d) for d in docs]
+        return [(f"{o.kind if isinstance(o, Workload) else type(o).__name__}/{o.key}", o) for o in objs]
+
+    def _system_objects(self, dns_docs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+        return self._as_order([system.kubernetes_service(self.spec), *dns_docs])
 
     def dns_servers(self) -> list[tuple[int, str]]:
         """(pid, ack file) of the cluster DNS's running servers."""
@@ -263,8 +269,7 @@ class Cluster:
         own = [names.pod_ns(self.name, st.pod.meta.namespace, st.pod.meta.name) for st in todo if not st.host_network]
         self.record.add_netns(own)
         if own and self.kubelet.dns is not None:
-            if etcfiles.ensure_parent():
-                self.record.update(made_etc_netns=True)
+            etcfiles.ensure_parent()
             self.record.add_etc_dirs([netns.etc_dir(n) for n in own])
         for i, st in enumerate(todo):
             self.kubelet.start(st)

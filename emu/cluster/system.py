@@ -18,6 +18,21 @@ DNS_DEPLOYMENT = "coredns"
 READY_PORT, HEALTH_PORT, METRICS_PORT = 8181, 8080, 9153
 
 
+def kubernetes_service(spec: ClusterSpec) -> dict[str, Any]:
+    """`default/kubernetes`, the API server's Service at serviceCIDR's first address, as
+    every cluster has it (pods look up `kubernetes.default`). kemu has no API server for
+    pods to reach: the Service has no endpoints, so connections are refused at once."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {
+            "clusterIP": str(ipaddress.ip_network(spec.service_cidr).network_address + 1),
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+        },
+    }
+
+
 def dns_service_ip(spec: ClusterSpec) -> str:
     """The tenth address of serviceCIDR (10.96.0.10 by default): the kubelet's --cluster-dns."""
     return str(ipaddress.ip_network(spec.service_cidr).network_address + 10)

@@ -43,8 +43,7 @@ def clean_cluster(record: Record, keep_daemon: bool = False) -> list[str]:
         if os.path.isdir(directory):
             etcfiles.remove(directory)
             removed.append(f"directory {directory}")
-    if record.data.get("made_etc_netns"):
-        etcfiles.release_parent()
+    etcfiles.release_parent()
     if record.data.get("made_run_netns"):
         netns.release_run_dir(record.data["made_run_netns"])
     record.remove()

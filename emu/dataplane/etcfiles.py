@@ -10,13 +10,17 @@ import shutil
 
 from emu.dataplane import netns
 
+# Left in /etc/netns when kemu made it: whichever cluster removes the last entry removes
+# the directory too (several clusters may share it; a directory the host had stays).
+MADE_BY_KEMU = ".made-by-kemu"
 
-def ensure_parent() -> bool:
-    """Make /etc/netns if missing; True if this call made it."""
+
+def ensure_parent() -> None:
+    """Make /etc/netns if missing, marked as kemu's."""
     if os.path.isdir(netns.ETC_NETNS):
-        return False
+        return
     os.makedirs(netns.ETC_NETNS, mode=0o755, exist_ok=True)
-    return True
+    open(os.path.join(netns.ETC_NETNS, MADE_BY_KEMU), "w").close()
 
 
 def write(directory: str, files: dict[str, str]) -> None:
@@ -35,8 +39,11 @@ def remove(directory: str) -> None:
 
 
 def release_parent() -> None:
-    """Remove /etc/netns once empty (call only when kemu made it)."""
+    """Remove /etc/netns once nothing but kemu's mark is left in it."""
     try:
+        if os.listdir(netns.ETC_NETNS) != [MADE_BY_KEMU]:
+            return
+        os.unlink(os.path.join(netns.ETC_NETNS, MADE_BY_KEMU))
         os.rmdir(netns.ETC_NETNS)
     except OSError:
-        pass  # not empty (another cluster's or program's entries) or gone
+        pass  # gone already, or something else appeared in it meanwhile

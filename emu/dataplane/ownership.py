@@ -72,7 +72,6 @@ class Record:
             "processes": [],
             "made_run_netns": [],
             "etc_dirs": [],  # per-namespace /etc files kemu wrote (resolv.conf, hosts)
-            "made_etc_netns": False,
             "pods": {},
             "nodes": {},
             "hosts": {},
