@@ -223,7 +223,7 @@ class Kubelet:
             st.netns,
             self._hostname(st.pod),
             self.log_path(st.pod, c.name),
-            env=st.env.get(c.name),
+            env_file=st.env_files.get(c.name, ""),  # written once at start, read at every (re)start
             workdir=c.working_dir,
             etc_dir=st.etc_dir if st.host_network else "",
         )

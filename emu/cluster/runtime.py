@@ -275,13 +275,16 @@ class Cluster:
             self.kubelet.start(st)
             self.progress("pods", i + 1, len(todo))
         self._sync_services()
-        for key in self._stop_after_sync:
+        stopped = list(self._stop_after_sync)
+        for key in stopped:
             self._stop_pod(key)
-        if self._stop_after_sync:
+        if stopped:
             self._stop_after_sync.clear()
             self._sync_services()
             self._dirty.set()  # gone now: controllers may replace them (a StatefulSet's, by name)
-        self._write_pod_record()
+        if changes.create or changes.delete or todo or stopped:
+            # Only when pods came or went: the sync loop passes here on every readiness flip.
+            self._write_pod_record()
 
     # --- the sync: controllers, Services, policies -----------------------------------------
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from emu.cluster import admission
 from emu.config import registry
+from emu.config.cluster import SYSTEM_NAMESPACES
 from emu.controllers import service_alloc
 from emu.controllers.manager import WORKLOAD_KINDS, ControllerManager
 from emu.controllers.owned import Event
@@ -37,14 +38,8 @@ from emu.model.services import EndpointSlice, Service, ServiceStatus
 if TYPE_CHECKING:
     from emu.config.loader import ParsedManifests
 
-SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 SCALABLE = ("Deployment", "ReplicaSet", "StatefulSet")
 TYPED = {"Service": "services", "EndpointSlice": "endpoint_slices", "NetworkPolicy": "network_policies"}
-
-
-def canonical_kind(kind: str) -> str:
-    """What a user typed (`po`, `deploy`, `deployments.apps`) → the kind."""
-    return registry.canonical_kind(kind)
 
 
 def _cli(message: str) -> ValidationError:

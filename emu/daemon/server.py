@@ -146,8 +146,6 @@ def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None])
         return {
             "results": results,
             "warnings": warnings,
-            "created": [p.key for p in changes.create],
-            "deleted": [p.key for p in changes.delete],
         }
     if op == "explain":
         return explain(c, a["src"], a["dst"], a.get("port"), a.get("protocol"))

@@ -233,10 +233,6 @@ class ObservedPod:
         return self.pod.key
 
 
-# The name the first version used for what is now one kind among several.
-Deployment = Workload
-
-
 @dataclass(frozen=True)
 class Unstructured:
     """Any other kind: stored as written, served back by `get`, no effect on the network

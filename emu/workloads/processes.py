@@ -98,17 +98,16 @@ def start(
     netns_name: str,
     hostname: str,
     log_path: str,
-    env: dict[str, str] | None = None,
+    env_file: str = "",
     workdir: str = "",
     etc_dir: str = "",
 ) -> Process:
-    """Start a container's process. With `env` it gets that environment (on top of PATH,
-    HOME, HOSTNAME) instead of kemu's; `workdir` is its working directory if it exists."""
+    """Start a container's process. With `env_file` (see write_env_file) it gets that
+    environment (on top of PATH, HOME, HOSTNAME) instead of kemu's; `workdir` is its
+    working directory if it exists; `etc_dir` holds its resolv.conf and hosts."""
     opts: list[str] = []
-    if env is not None:
-        env_path = os.path.splitext(log_path)[0] + ".env.json"
-        write_env_file(env_path, env)
-        opts += ["--env-file", env_path]
+    if env_file:
+        opts += ["--env-file", env_file]
     if workdir:
         opts += ["--workdir", workdir]
     if etc_dir:

@@ -7,8 +7,9 @@ import dataclasses
 import pytest
 
 from emu.cluster.admission import workload_problems
-from emu.cluster.store import Store, canonical_kind
+from emu.cluster.store import Store
 from emu.config.loader import Collector, parse_manifest_docs
+from emu.config.registry import canonical_kind
 from emu.errors import NotFoundError, ValidationError
 from emu.model.objects import NAMESPACE_NAME_LABEL, ClusterSpec, NodeDecl
 
