@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # busybox: containers of busybox images run their applets (sh, sleep, wget, nc) through it.
 PKGS=(mininet iproute2 nftables iptables conntrack ethtool iperf3 curl
       netcat-openbsd tcpdump dnsutils bridge-utils procps iputils-ping iputils-arping kmod python3-venv python3-pip
-      busybox dnsperf)
+      busybox dnsperf haproxy openssl wrk)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -24,6 +24,11 @@ if ((${#missing[@]})); then
     # --no-install-recommends: mininet recommends openvswitch-switch, which this
     # emulator does not use (the kernel module is absent; we use Linux bridges).
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # kemu runs HAProxy in its gateway pods; the package's own service (no listeners in
+    # Debian's default config) is not needed: stop it where systemd started it.
+    if [[ " ${missing[*]} " == *" haproxy "* ]] && command -v systemctl >/dev/null && systemctl is-active -q haproxy 2>/dev/null; then
+        systemctl disable --now haproxy >/dev/null 2>&1 || true
+    fi
 fi
 
 # Same-node (bridged) pod traffic reaches netfilter only through br_netfilter: Services

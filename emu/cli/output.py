@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from emu.cli import output_gateway
 from emu.config import registry
 
 Obj = dict[str, Any]
@@ -541,6 +542,12 @@ LAYOUTS: dict[str, tuple[list[str], list[str], Cells, bool]] = {
     "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], [], _ingress, True),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [], _event, False),
 }
+LAYOUTS.update(
+    {
+        kind: (head, wide_head, lambda o, now, wide, f=f: f(o, _created(o, now), wide), True)
+        for kind, (head, wide_head, f) in output_gateway.LAYOUTS.items()
+    }
+)
 EVENT_WIDE_HEADER = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"]
 DEFAULT_LAYOUT: tuple[list[str], list[str], Cells, bool] = (["NAME", "AGE"], [], _other, True)
 

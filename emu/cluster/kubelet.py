@@ -210,6 +210,8 @@ class Kubelet:
     def argv(self, st: PodState, c: Container) -> list[str] | None:
         """The container's command with `$(VAR)` references expanded, as the kubelet does."""
         env = st.env.get(c.name, {})
+        if processes.ECHO_BASIC in (c.image or "") and any(env.get(k) for k in ("GRPC_ECHO_SERVER", "TCP_ECHO_SERVER", "UDP_ECHO_SERVER")):
+            return None  # echo-basic's other modes: the built-in server serves the declared ports
         expanded = dataclasses.replace(
             c, command=tuple(envmod.expand(x, env) for x in c.command), args=tuple(envmod.expand(x, env) for x in c.args)
         )

@@ -15,11 +15,13 @@ from typing import Any
 
 from emu.cluster import system
 from emu.cluster.dns import UPSTREAM_DOMAIN, DNSPlane
+from emu.cluster.gateways import GATEWAY_CLASS, INGRESS_CLASS, GatewayPlane, ProxyPod, world_of
 from emu.cluster.kubelet import Kubelet, PodState
 from emu.cluster.policies import PolicyPlane, make_view
 from emu.cluster.services import ServicePlane
 from emu.cluster.store import Changes, Store
-from emu.config.kinds import typed_kinds
+from emu.config import registry
+from emu.config.kinds import build_unstructured, typed_kinds
 from emu.config.loader import ParsedManifests, check_against_cluster, manifests_of
 from emu.controllers import pod_dns, scheduler
 from emu.controllers.ipam import PodIPAllocator, plan_addresses
@@ -29,7 +31,8 @@ from emu.dataplane.cni import plugin_for
 from emu.dataplane.network import Network
 from emu.dataplane.ownership import ProcRef, Record
 from emu.errors import KemuError, NotFoundError
-from emu.model.objects import ClusterConfig, ObservedPod, PodView, Workload
+from emu.gateway import deploy
+from emu.model.objects import ClusterConfig, ObservedPod, PodView, Unstructured, Workload
 from emu.policy.oracle import View
 from emu.workloads import processes
 from emu.workloads.netexec import NetexecServer
@@ -62,6 +65,9 @@ class Cluster:
         self.policies: PolicyPlane | None = None
         self.hostports: hostports.HostPorts | None = None
         self.dns: DNSPlane | None = None
+        self.gateways: GatewayPlane | None = None
+        self._in_gateway_sync = False
+        self._proxy_ready: dict[str, bool] = {}
         self._stop_after_sync: list[str] = []  # pods deleted with nothing to wait for
         # Status changes (readiness, exits) come from other threads; a worker re-syncs
         # controllers, Services and policies after them.
@@ -87,6 +93,7 @@ class Cluster:
             )
             self.policies = PolicyPlane(self.plan, self.network.nodes, self.spec.network_policy)
             self.hostports = hostports.HostPorts(self.plan, self.network.nodes)
+            self.gateways = GatewayPlane(self.record.dir)
             system_order = self._system_objects(self._start_dns())
             m = self.config.manifests
             order: list[tuple[str, Any]] = [(f"Namespace/{n.meta.name}", n) for n in m.namespaces]
@@ -131,11 +138,13 @@ class Cluster:
     @staticmethod
     def _as_order(docs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
         # kemu's own manifests: built directly (the OpenAPI check is for users' files).
-        objs = [typed_kinds()[d["kind"]].build(d) for d in docs]
-        return [(f"{o.kind if isinstance(o, Workload) else type(o).__name__}/{o.key}", o) for o in objs]
+        typed = typed_kinds()
+        objs = [typed[d["kind"]].build(d) if d["kind"] in typed else build_unstructured(d, registry.is_namespaced(d["kind"])) for d in docs]
+        return [(f"{o.kind if isinstance(o, (Workload, Unstructured)) else type(o).__name__}/{o.key}", o) for o in objs]
 
     def _system_objects(self, dns_docs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-        return self._as_order([system.kubernetes_service(self.spec), *dns_docs])
+        # The default GatewayClass and IngressClass `kemu`, as an installed controller has them.
+        return self._as_order([system.kubernetes_service(self.spec), *dns_docs, GATEWAY_CLASS, INGRESS_CLASS])
 
     def dns_servers(self) -> list[tuple[int, str]]:
         """(pid, ack file) of the cluster DNS's running servers."""
@@ -313,6 +322,64 @@ class Cluster:
             self.policies.sync(self.policy_view(), pods)
         if self.hostports is not None:
             self.hostports.sync(pods)
+        self._sync_gateways()
+
+    def _sync_gateways(self) -> None:
+        """Gateways and Ingresses: compile, deploy the proxies (objects applied here go
+        through _realise, which comes back here: the flag stops the recursion), write
+        their configurations, reload the running ones, then the status from the result."""
+        g = self.gateways
+        if g is None or self._in_gateway_sync or self.services is None:
+            return
+        self._in_gateway_sync = True
+        try:
+            for _ in range(3):  # new proxy Services get LB IPs: a second pass sees them
+                g.compile(world_of(self.store, self.services.slices, self._proxy_ready))
+                g.write()
+                if not self._apply_owned(g.wanted()):
+                    break
+            by_label = g.proxy_of_label()
+            with self._status:
+                pods = [
+                    ProxyPod(k, by_label[lbl], st.is_ready, bool(st.procs) and not st.terminating)
+                    for k, st in self.pods.items()
+                    if (lbl := st.pod.meta.labels.get(deploy.PROXY_LABEL)) in by_label
+                ]
+            self._proxy_ready = g.reload(pods)
+            g.compile(world_of(self.store, self.services.slices, self._proxy_ready))
+        finally:
+            self._in_gateway_sync = False
+
+    def wait_gateways(self, timeout: float) -> list[str]:
+        """Wait until every proxy serves its latest configuration from a ready pod (a new
+        Gateway is reachable when `kemu apply` returns); the proxies still not ready."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                late = [p for p in (self.gateways.compiled.proxies if self.gateways else ()) if not self._proxy_ready.get(p)]
+            if not late or time.monotonic() > deadline:
+                return late
+            self._dirty.set()  # readiness flips come through the sync loop
+            with self._status:
+                self._status.wait(0.05)
+
+    def _apply_owned(self, wanted: dict[tuple[str, str, str], dict[str, Any]]) -> bool:
+        """Make the proxies' objects what the plane wants; True if anything changed."""
+        assert self.gateways is not None
+        owned = self.gateways.owned
+        changed = False
+        fresh = [d for k, d in wanted.items() if owned.get(k) != d or self.store.get(k[0], k[1], k[2]) is None]
+        if fresh:
+            order = self._as_order(fresh)
+            self._realise(self.store.apply(ParsedManifests(manifests_of(order), {}, order), now=time.time()))
+            owned.update({k: d for k, d in wanted.items() if d in fresh})
+            changed = True
+        for k in [k for k in owned if k not in wanted]:
+            del owned[k]
+            if self.store.get(k[0], k[1], k[2]) is not None:
+                self._realise(self.store.delete(k[0], k[1], k[2], now=time.time()))
+                changed = True
+        return changed
 
     def policy_view(self) -> View:
         return make_view(self.plan, self.store.namespaces, self.store.network_policies)

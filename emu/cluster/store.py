@@ -218,6 +218,9 @@ class Store:
             spec_changed = old is None or dataclasses.replace(old, meta=obj.meta, raw={}) != dataclasses.replace(obj, raw={})
             if spec_changed:
                 self.generation[(kind, key)] = self.generation.get((kind, key), 0) + 1
+        elif isinstance(obj, Unstructured) and (old is None or old.raw.get("spec") != obj.raw.get("spec")):
+            # metadata.generation counts spec changes (Gateway API's observedGeneration follows it).
+            self.generation[(kind, key)] = self.generation.get((kind, key), 0) + 1
         self._store(obj)
         return "created" if old is None else "unchanged" if old == obj else "configured"
 
@@ -323,6 +326,7 @@ class Store:
         else:
             self.others.pop((kind, obj.meta.namespace, obj.meta.name), None)
         self.created.pop((kind, key), None)
+        self.generation.pop((kind, key), None)
 
     # --- labels, scale -----------------------------------------------------------------------
 

@@ -153,6 +153,11 @@ def workload_view(c: Cluster, w: Workload) -> dict[str, Any]:
 def unstructured_view(c: Cluster, o: Unstructured) -> dict[str, Any]:
     raw = copy.deepcopy(o.raw)
     raw["metadata"] = {**(raw.get("metadata") or {}), **_meta(o.meta, c.store.created.get((o.kind, o.key)))}
+    if (o.kind, o.key) in c.store.generation:
+        raw["metadata"]["generation"] = c.store.generation[(o.kind, o.key)]
+    if c.gateways is not None and (o.kind, o.key) in c.gateways.status:
+        # Gateway API and Ingress objects: the status their controller (the gateway plane) wrote.
+        raw["status"] = copy.deepcopy(c.gateways.status[(o.kind, o.key)])
     return raw
 
 

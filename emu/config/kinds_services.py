@@ -174,7 +174,9 @@ def build_service(raw: dict[str, Any]) -> Service:
         type=spec.get("type", "ClusterIP"),
         selector=dict(spec["selector"]) if spec.get("selector") else None,
         ports=tuple(
-            ServicePort(p["port"], p.get("protocol", "TCP"), p.get("name", ""), p.get("targetPort", p["port"]), p.get("nodePort", 0))
+            ServicePort(
+                p["port"], p.get("protocol", "TCP"), p.get("name", ""), p.get("targetPort", p["port"]), p.get("nodePort", 0), p.get("appProtocol")
+            )
             for p in spec.get("ports") or ()
         ),
         cluster_ip=cluster_ip,

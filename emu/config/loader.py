@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from emu.config import openapi, registry
+from emu.config import crds, openapi, registry
 from emu.config.cluster import CLUSTER, build_cluster_spec, check_manifests, check_spec
 from emu.config.kinds import build_unstructured, meta_schema, secret_check, typed_kinds
 from emu.config.schema import collecting_no_effect, join
@@ -72,8 +72,6 @@ class ParsedManifests:
     no_effect: list[tuple[str, str]] = field(default_factory=list)  # (file, path) of fields kemu accepts and ignores
 
 
-# Kinds a later version of kemu will accept: named so the error says "not yet".
-PLANNED_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant", "TLSRoute", "TCPRoute", "UDPRoute")
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job")
 
 
@@ -84,23 +82,30 @@ def _kind_problem(raw: dict[str, Any]) -> tuple[str, str] | None:
         return "kind", "Required value: kind not set"
     if not isinstance(api, str) or not api:
         return "apiVersion", "Required value: apiVersion not set"
-    if kind in PLANNED_KINDS:
-        return "kind", f"kind {kind} ({api}) is not supported by this version of kemu yet (Gateway API: planned)"
-    if openapi.has_schema(api, kind):
+    if openapi.has_schema(api, kind) or crds.has_crd(api, kind):
         return None
-    versions = openapi.known_versions(kind)
+    versions = openapi.known_versions(kind) or crds.crd_versions(kind)
     if versions:
         return "apiVersion", f'no matches for kind "{kind}" in version "{api}"; {kind} is served as: {", ".join(versions)}'
     return "kind", f'no matches for kind "{kind}" in version "{api}" (see `kemu api-resources`)'
 
 
-def _check_document(raw: dict[str, Any], report: Any, no_effect: list[str]) -> None:
-    """Structure from the OpenAPI schema, then kemu's (the API server's) own rules."""
+def _check_document(raw: dict[str, Any], report: Any, no_effect: list[str]) -> dict[str, Any]:
+    """Structure from the OpenAPI schema, then kemu's (the API server's) own rules; the
+    document as the API server stores it (a CRD's defaults filled in)."""
+    if crds.has_crd(raw["apiVersion"], raw["kind"]):
+        # Gateway API kinds: the CRDs' schema, defaults and CEL rules.
+        defaulted, problems = crds.validate_and_default(raw)
+        for path, message in problems:
+            report(path, message)
+        with collecting_no_effect():
+            meta_schema(namespaced=registry.is_namespaced(raw["kind"])).check(raw.get("metadata"), "metadata", report)
+        return defaulted
     structural = openapi.structural_problems(raw)
     for path, message in structural:
         report(path, message)
     if structural:
-        return
+        return raw
     kind = raw["kind"]
     typed = typed_kinds().get(kind)
     body = {k: v for k, v in raw.items() if k != "status"}
@@ -110,10 +115,11 @@ def _check_document(raw: dict[str, Any], report: Any, no_effect: list[str]) -> N
             meta_schema(namespaced=registry.is_namespaced(kind)).check(raw.get("metadata"), "metadata", report)
         if kind == "Secret":
             secret_check(body, "", report)
-        return
+        return raw
     with collecting_no_effect() as ignored:
         typed.schema.check(body, "", report)
     no_effect.extend(p for p in ignored if p not in ("apiVersion", "kind"))
+    return raw
 
 
 # What the API server fills in: `get -o yaml` output applied again must be "unchanged".
@@ -166,7 +172,7 @@ def parse_manifest_docs(docs: list[tuple[str, str, Any]], c: Collector) -> Parse
             continue
         before = len(c.problems)
         ignored: list[str] = []
-        _check_document(raw, report, ignored)
+        raw = _check_document(raw, report, ignored)
         if len(c.problems) > before:
             continue
         obj = _build(raw)
@@ -193,6 +199,7 @@ INSTALL_ORDER = (
     "StorageClass", "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
     "Role", "RoleBinding", "Service", "EndpointSlice", "DaemonSet", "Pod", "ReplicationController", "ReplicaSet", "Deployment",
     "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass", "Ingress", "APIService",
+    "GatewayClass", "ReferenceGrant", "Gateway", "HTTPRoute", "GRPCRoute",
 )  # fmt: skip
 
 
@@ -310,7 +317,19 @@ def no_effect_summary(parsed_no_effect: list[tuple[str, str]], stored_kinds: lis
 
     fields = Counter(re.sub(r"\[\d+\]", "", path).rsplit(".", 1)[-1] for _, path in parsed_no_effect)
     parts = [f"{name} ({n})" if n > 1 else name for name, n in sorted(fields.items())]
-    kinds = sorted(set(stored_kinds) - {"ConfigMap", "Secret", "ServiceAccount"})
+    # ConfigMaps and Secrets feed pods; the gateway kinds program the L7 proxies.
+    with_effect = {
+        "ConfigMap",
+        "Secret",
+        "ServiceAccount",
+        "GatewayClass",
+        "Gateway",
+        "HTTPRoute",
+        "ReferenceGrant",
+        "Ingress",
+        "IngressClass",
+    }
+    kinds = sorted(set(stored_kinds) - with_effect)
     out = []
     if parts:
         out.append("accepted, no effect in kemu: " + ", ".join(parts))

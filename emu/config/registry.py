@@ -91,6 +91,17 @@ KINDS: tuple[KindInfo, ...] = (
     _k("StorageClass", "storage.k8s.io/v1", "storageclasses", ("sc",), False),
     _k("VolumeAttachment", "storage.k8s.io/v1", "volumeattachments", (), False),
     _k("VolumeAttributesClass", "storage.k8s.io/v1", "volumeattributesclasses", ("vac",), False),
+    # Gateway API (standard channel CRDs, installed in every kemu cluster).
+    _k("BackendTLSPolicy", "gateway.networking.k8s.io/v1", "backendtlspolicies", ("btlspolicy",)),
+    _k("GatewayClass", "gateway.networking.k8s.io/v1", "gatewayclasses", ("gc",), False),
+    _k("Gateway", "gateway.networking.k8s.io/v1", "gateways", ("gtw",)),
+    _k("GRPCRoute", "gateway.networking.k8s.io/v1", "grpcroutes"),
+    _k("HTTPRoute", "gateway.networking.k8s.io/v1", "httproutes"),
+    _k("ListenerSet", "gateway.networking.k8s.io/v1", "listenersets", ("lset",)),
+    _k("ReferenceGrant", "gateway.networking.k8s.io/v1", "referencegrants", ("refgrant",)),
+    _k("TCPRoute", "gateway.networking.k8s.io/v1", "tcproutes"),
+    _k("TLSRoute", "gateway.networking.k8s.io/v1", "tlsroutes"),
+    _k("UDPRoute", "gateway.networking.k8s.io/v1", "udproutes"),
     KindInfo("Host", "kemu/v1alpha1", "hosts", (), False, kemu_only=True),
 )
 

@@ -19,12 +19,15 @@ from typing import Any
 
 from emu.cluster import views
 from emu.cluster.explaining import expected, explain
+from emu.cluster.gateways import GATEWAY_KINDS
 from emu.cluster.probing import probe_cluster
 from emu.cluster.runtime import Cluster
 from emu.config import registry
 from emu.config.loader import load_manifest_texts
 from emu.errors import KemuError, NotFoundError, Problem, ValidationError
 from emu.model.selectors import parse_selector
+
+GATEWAY_WAIT = 15.0  # seconds `apply` waits for new or changed Gateways to be programmed
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +141,10 @@ def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None])
         parsed = load_manifest_texts(_texts(a), a.get("namespace"))
         changes = c.apply(parsed)
         warnings: list[str] = []
+        if any(kind in GATEWAY_KINDS for kind, *_ in getattr(changes, "results", [])):
+            late = c.wait_gateways(GATEWAY_WAIT)
+            if late:
+                warnings.append(f"not programmed yet after {GATEWAY_WAIT:.0f}s: {', '.join(late)}")
         if parsed.manifests.network_policies and not c.spec.network_policy:
             warnings.append(
                 "spec.networkPolicy is false: NetworkPolicies are accepted and have no effect (as with a pod network that does not implement them)"

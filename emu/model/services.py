@@ -19,6 +19,7 @@ class ServicePort:
     name: str = ""
     target_port: int | str = 0  # 0: same as port; a string names a container port
     node_port: int = 0  # 0: none (or not yet allocated)
+    app_protocol: str | None = None  # L7 proxies read it (kubernetes.io/h2c, kubernetes.io/ws)
 
 
 @dataclass(frozen=True)

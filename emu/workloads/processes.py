@@ -56,6 +56,9 @@ def _busybox_argv(c: Container) -> list[str] | None:
     return None
 
 
+ECHO_BASIC = "echo-basic"  # gateway-api/conformance/echo-basic
+
+
 def runnable_argv(c: Container) -> list[str] | None:
     """The argv to run for a container, or None when the built-in server stands in.
 
@@ -63,6 +66,9 @@ def runnable_argv(c: Container) -> list[str] | None:
     this machine (an image's /agnhost does not: then the declared ports are served).
     A busybox image's applets (sh, sleep, wget, nc, …) run through /bin/busybox.
     """
+    if ECHO_BASIC in (getattr(c, "image", "") or "") and not c.command:
+        # The Gateway API conformance backend: kemu's stand-in serves its JSON on :3000.
+        return [sys.executable, "-m", "emu.workloads.echo_basic"]
     if image_repository(getattr(c, "image", "") or "") == "busybox":
         bb = _busybox_argv(c)
         if bb is not None:

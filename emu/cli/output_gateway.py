@@ -1,0 +1,47 @@
+"""`kemu get` columns for the Gateway API kinds: the CRDs' additionalPrinterColumns, as
+kubectl prints them (wide adds the priority-1 columns)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+def _meta(o: Obj) -> Obj:
+    return o.get("metadata") or {}
+
+
+def condition(o: Obj, kind: str) -> str:
+    """status of the condition of that type (kubectl's jsonpath prints "" when absent)."""
+    conds = (o.get("status") or {}).get("conditions") or []
+    return next((str(c.get("status", "")) for c in conds if c.get("type") == kind), "")
+
+
+def gatewayclass(o: Obj, age: str, wide: bool) -> list[str]:
+    spec = o.get("spec") or {}
+    row = [str(_meta(o).get("name", "")), str(spec.get("controllerName", "")), condition(o, "Accepted"), age]
+    return [*row, str(spec.get("description", ""))] if wide else row
+
+
+def gateway(o: Obj, age: str, wide: bool) -> list[str]:
+    addrs = ",".join(str(a.get("value", "")) for a in (o.get("status") or {}).get("addresses") or [])
+    return [str(_meta(o).get("name", "")), str((o.get("spec") or {}).get("gatewayClassName", "")), addrs, condition(o, "Programmed"), age]
+
+
+def httproute(o: Obj, age: str, wide: bool) -> list[str]:
+    hosts = (o.get("spec") or {}).get("hostnames") or []
+    return [str(_meta(o).get("name", "")), ",".join(hosts) if hosts else "", age]
+
+
+def named(o: Obj, age: str, wide: bool) -> list[str]:
+    return [str(_meta(o).get("name", "")), age]
+
+
+LAYOUTS: dict[str, tuple[list[str], list[str], Any]] = {
+    "GatewayClass": (["NAME", "CONTROLLER", "ACCEPTED", "AGE"], ["DESCRIPTION"], gatewayclass),
+    "Gateway": (["NAME", "CLASS", "ADDRESS", "PROGRAMMED", "AGE"], [], gateway),
+    "HTTPRoute": (["NAME", "HOSTNAMES", "AGE"], [], httproute),
+    "GRPCRoute": (["NAME", "HOSTNAMES", "AGE"], [], httproute),
+    "ReferenceGrant": (["NAME", "AGE"], [], named),
+}
