@@ -188,6 +188,9 @@ def _frontend(fe: Frontend, opts: RenderOptions, sections: hsec.Sections) -> tup
         rules.append(f"http-request set-var(txn.be) {hs.word(lookup)} if !{{ var(txn.be) -m found }}")
     lines = [f"frontend {name}", hs.comment(f"{fe.protocol} port {fe.port}"), bind, *rules]
     lines += ["use_backend %[var(txn.be)] if { var(txn.be) -m found }", f"default_backend {hsec.ERROR_BACKEND}"]
+    # A Server header on every answer, as proxies set it (Ingress conformance expects one);
+    # a backend's own is kept.
+    lines.append("http-after-response set-header Server haproxy if !{ res.hdr(server) -m found }")
     return f"{lines[0]}\n" + "".join(f"    {ln}\n" for ln in lines[1:]), files
 
 

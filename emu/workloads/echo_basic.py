@@ -336,6 +336,12 @@ class EchoProtocol(asyncio.Protocol):
         elif path.startswith("/status/"):
             self._status(req)
         else:
+            # Upstream's line for every echoed request, on stdout (the pod's log): the
+            # conformance suite finds mirrored requests by it.
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            client = f"{peer[0]}:{peer[1]}" if peer else ""
+            sys.stdout.write(f"Echoing back request made to {req.uri} to client ({client})\n")
+            sys.stdout.flush()
             delay = parse_qs(query, keep_blank_values=True).get("delay", [""])[0] if "delay" in query else ""
             seconds = parse_go_duration(delay) if delay else 0.0
             if seconds is None:
