@@ -40,6 +40,7 @@ class _Gateway:
     listeners: tuple[ListenerState, ...]
     # listener name → the routes attached to it, with the hostnames each serves there
     attached: dict[str, list[tuple[CompiledRoute, tuple[str | None, ...]]]] = field(default_factory=dict)
+    seen: set[tuple[str, str]] = field(default_factory=set)  # (listener, route key) attached: once each
 
     @property
     def ns(self) -> str:
@@ -135,9 +136,9 @@ def _attach_to(world: World, route: CompiledRoute, ref: dict[str, Any], gw: _Gat
     if route.wholly_invalid:
         return False, route.rules[0].problem, "; ".join(r.message for r in route.rules)
     for ls, hosts in fits:
-        on = gw.attached.setdefault(ls.name, [])
-        if all(r.key != route.key for r, _ in on):
-            on.append((route, hosts))
+        if (ls.name, route.key) not in gw.seen:
+            gw.seen.add((ls.name, route.key))
+            gw.attached.setdefault(ls.name, []).append((route, hosts))
     return True, "Accepted", f"attached to {', '.join(ls.name for ls, _ in fits)}"
 
 
