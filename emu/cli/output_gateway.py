@@ -1,4 +1,4 @@
-"""`kemu get` columns for the Gateway API kinds: the CRDs' additionalPrinterColumns, as
+"""`kemu get` columns for the Gateway API kinds (and IngressClass): the CRDs' additionalPrinterColumns, as
 kubectl prints them (wide adds the priority-1 columns)."""
 
 from __future__ import annotations
@@ -38,10 +38,22 @@ def named(o: Obj, age: str, wide: bool) -> list[str]:
     return [str(_meta(o).get("name", "")), age]
 
 
+def ingressclass(o: Obj, age: str, wide: bool) -> list[str]:
+    spec = o.get("spec") or {}
+    params = spec.get("parameters") or {}
+    shown = "<none>"
+    if params:
+        # kubectl's printIngressClass: Kind[.apiGroup]/name
+        kind = params.get("kind", "") + (f".{params['apiGroup']}" if params.get("apiGroup") else "")
+        shown = f"{kind}/{params.get('name', '')}"
+    return [str(_meta(o).get("name", "")), str(spec.get("controller", "")), shown, age]
+
+
 LAYOUTS: dict[str, tuple[list[str], list[str], Any]] = {
     "GatewayClass": (["NAME", "CONTROLLER", "ACCEPTED", "AGE"], ["DESCRIPTION"], gatewayclass),
     "Gateway": (["NAME", "CLASS", "ADDRESS", "PROGRAMMED", "AGE"], [], gateway),
     "HTTPRoute": (["NAME", "HOSTNAMES", "AGE"], [], httproute),
     "GRPCRoute": (["NAME", "HOSTNAMES", "AGE"], [], httproute),
     "ReferenceGrant": (["NAME", "AGE"], [], named),
+    "IngressClass": (["NAME", "CONTROLLER", "PARAMETERS", "AGE"], [], ingressclass),
 }

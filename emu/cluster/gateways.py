@@ -17,9 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from emu.errors import KemuError
 from emu.gateway import deploy, haproxy, haproxy_ctl
 from emu.gateway.conditions import merge_conditions
-from emu.gateway.gateway_api import compile_gateways
+from emu.gateway.gateway_api import RouteCache, compile_gateways
 from emu.gateway.ingress import compile_ingresses
 from emu.gateway.model import Compiled, Endpoint, ServicePortInfo, World
 from emu.model.services import EndpointSlice, Service
@@ -90,6 +91,11 @@ class GatewayPlane:
         self._written: dict[str, str] = {}  # proxy → digest of what its files hold
         self._serial: dict[str, int] = {}  # proxy → configuration serial
         self._pod_serial: dict[str, int] = {}  # proxy pod → serial it serves
+        self._rendered: dict[str, tuple[str, dict[str, str]]] = {}  # proxy → (text, files) last written
+        # proxy → (serial, {map path: content}): the change from serial-1 is in map files
+        # only, which running proxies take through their runtime API, without a reload.
+        self._map_change: dict[str, tuple[int, dict[str, str]]] = {}
+        self._routes = RouteCache()  # compiled HTTPRoutes, reused while they and their world hold
         self.owned: dict[tuple[str, str, str], dict[str, Any]] = {}  # the proxies' objects, as last applied
 
     # --- the pure part ------------------------------------------------------------------------
@@ -98,7 +104,7 @@ class GatewayPlane:
         """Both APIs, from one world (a proxy name says which API it comes from)."""
         if world == self._world:
             return self.compiled
-        self.compiled = merge(compile_gateways(world), compile_ingresses(world, time.time()))
+        self.compiled = merge(compile_gateways(world, cache=self._routes), compile_ingresses(world, time.time()))
         self._world = world
         self.status = {k: keep_transition_times(self.status.get(k) or {}, v) for k, v in self.compiled.status.items()}
         return self.compiled
@@ -145,14 +151,23 @@ class GatewayPlane:
             if self._written.get(proxy) == digest:
                 continue
             os.makedirs(d, mode=0o700, exist_ok=True)
-            for name, content in rendered.files.items():
+            old_text, old_files = self._rendered.get(proxy, ("", {}))
+            changed = {n: c for n, c in rendered.files.items() if old_files.get(n) != c}
+            for name, content in changed.items():
                 _atomic_write(os.path.join(d, name), content)
             _atomic_write(self.cfg_path(proxy), text)
             self._written[proxy] = digest
-            self._serial[proxy] = self._serial.get(proxy, 0) + 1
+            self._rendered[proxy] = (text, dict(rendered.files))
+            serial = self._serial[proxy] = self._serial.get(proxy, 0) + 1
+            if old_text == text and set(old_files) == set(rendered.files) and all(n.endswith(".map") for n in changed):
+                self._map_change[proxy] = (serial, {os.path.join(d, n): c for n, c in changed.items()})
+            else:
+                self._map_change.pop(proxy, None)
         for proxy in [p for p in self._written if p not in self.compiled.proxies]:
             self._written.pop(proxy, None)
             self._serial.pop(proxy, None)
+            self._rendered.pop(proxy, None)
+            self._map_change.pop(proxy, None)
             shutil.rmtree(os.path.dirname(self.cfg_path(proxy)), ignore_errors=True)
 
     def reload(self, pods: list[ProxyPod]) -> dict[str, bool]:
@@ -163,13 +178,15 @@ class GatewayPlane:
             serial = self._serial.get(pod.proxy)
             if serial is None or not pod.alive:
                 continue
+            if self._pod_serial.get(pod.key) != serial and self._maps_only(pod, serial):
+                self._pod_serial[pod.key] = serial
             if self._pod_serial.get(pod.key) != serial:
                 sock = deploy.master_socket(self.dir, pod.key.split("/", 1)[1])
                 try:
                     # A pod that just started read the file at start; reload it anyway
                     # (cheap) rather than guess which version it read.
                     haproxy_ctl.wait_serving(sock, timeout=5.0)
-                    haproxy_ctl.reload(sock, timeout=5.0)
+                    haproxy_ctl.reload(sock, timeout=5.0, cfg_path=self.cfg_path(pod.proxy))
                 except Exception as e:  # noqa: BLE001 - one proxy's failure must not stop the others
                     log.error("proxy %s (%s) did not take its configuration: %s", pod.key, pod.proxy, e)
                     continue
@@ -180,6 +197,20 @@ class GatewayPlane:
         for k in [k for k in self._pod_serial if k not in alive]:
             del self._pod_serial[k]
         return ready
+
+    def _maps_only(self, pod: ProxyPod, serial: int) -> bool:
+        """Bring a proxy one serial behind up to date through its runtime API when only
+        map contents changed (routes added, removed or moved among existing backends:
+        milliseconds, where a reload re-reads everything); False to reload instead."""
+        change = self._map_change.get(pod.proxy)
+        if change is None or change[0] != serial or self._pod_serial.get(pod.key) != serial - 1:
+            return False
+        try:
+            haproxy_ctl.replace_maps(f"{self.dir}/{pod.key.split('/', 1)[1]}.stats", change[1])
+        except (OSError, KemuError) as e:
+            log.warning("proxy %s: runtime map update failed (%s); reloading", pod.key, e)
+            return False
+        return True
 
 
 def _health_section() -> str:

@@ -89,7 +89,8 @@ def manifests(
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "KEMU_SOCKETS", "value": socket_dir},
         ],
-        "ports": [{"name": f"p{port}", "containerPort": port, "protocol": "TCP"} for port, _ in sorted(ports)],
+        # No containerPorts: they are informational, and listing the listeners' ports
+        # would roll the proxy pods on every listener change (a reload does it in place).
         "readinessProbe": {"httpGet": {"path": "/healthz", "port": HEALTH_PORT}, "periodSeconds": 1},
     }
     deployment = {

@@ -175,3 +175,49 @@ def _failure(before: ProcStatus, cfg_path: str | None) -> str:
         except CommandError as e:
             why = e.stderr
     return f"haproxy reload failed, the previous configuration keeps serving (worker {pids}): {why}"
+
+
+def _cli_arg(s: str) -> str:
+    # The stats CLI splits commands on ";" and words on spaces; a backslash escapes both.
+    return s.replace("\\", "\\\\").replace(";", "\\;").replace(" ", "\\ ")
+
+
+def _stats_command(stats_socket: str, line: str, timeout: float) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(stats_socket)
+        s.sendall(line.encode() + b"\n")
+        chunks = []
+        while data := s.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks).decode(errors="replace")
+
+
+_VERSION = re.compile(r"New version created:\s*(\d+)")
+MAP_BATCH = 200  # commands per line (the CLI reads a line into one buffer)
+
+
+def replace_maps(stats_socket: str, maps: dict[str, str], timeout: float = 2.0) -> None:
+    """Swap the contents of running maps (keyed by the file path the configuration names)
+    for new ones without a reload, each atomically: `prepare map` makes an empty version,
+    the entries go into it, `commit map` makes it current (HAProxy 2.4+). Raises
+    DataplaneError if the worker refuses; the caller then reloads instead."""
+    for path, content in maps.items():
+        ref = _cli_arg(path)
+        answer = _stats_command(stats_socket, f"prepare map {ref}", timeout)
+        m = _VERSION.search(answer)
+        if m is None:
+            raise DataplaneError(f"prepare map {path}: {answer.strip()}")
+        ver = m.group(1)
+        adds = []
+        for line in content.splitlines():
+            key, _, value = line.partition(" ")
+            if key:
+                adds.append(f"add map @{ver} {ref} {_cli_arg(key)} {_cli_arg(value.strip())}")
+        for i in range(0, len(adds), MAP_BATCH):
+            answer = _stats_command(stats_socket, ";".join(adds[i : i + MAP_BATCH]), timeout)
+            if answer.strip():
+                raise DataplaneError(f"add map {path}: {answer.strip()[:200]}")
+        answer = _stats_command(stats_socket, f"commit map @{ver} {ref}", timeout)
+        if answer.strip():
+            raise DataplaneError(f"commit map {path}: {answer.strip()}")

@@ -276,3 +276,23 @@ def test_invalid_route_is_refused_and_changes_nothing(gw: Running, tmp_path: Any
     cp = kemu("--cluster", NAME, "apply", "-f", _write(str(tmp_path), "bad.yaml", [bad]), check=False)
     assert cp.returncode == 2 and "must be an absolute path" in cp.stderr, cp.stderr
     assert not get(gw, "httproutes", "-n", INFRA)["items"]
+
+
+def test_the_readme_tour(gw: Running) -> None:
+    """examples/gateway.yaml as the README shows it: the header match, the canary split,
+    a second route by hostname, and hosts outside the listener's wildcard refused."""
+    path = os.path.join(os.path.dirname(DATA), "..", "..", "examples", "gateway.yaml")
+    kemu("--cluster", NAME, "apply", "-f", path, timeout=120)
+    try:
+        wait_until(lambda: not _unready(gw), timeout=60, what="the shop pods to be ready")
+        ip = address(gw, "web", "default")
+        tester = ask_all(gw, "client", [Ask(ip, "/", "shop.example.com", headers=(("x-canary", "yes"),))] * 5)
+        assert {a.json()["pod"].rsplit("-", 2)[0] for a in tester} == {"shop-v2"}
+        everyone = Counter(a.json()["pod"].rsplit("-", 2)[0] for a in ask_all(gw, "client", [Ask(ip, "/", "shop.example.com")] * 100))
+        assert everyone["shop-v1"] >= 75 and everyone["shop-v1"] + everyone["shop-v2"] == 100, everyone
+        docs, other = ask_all(gw, "client", [Ask(ip, "/", "docs.example.com"), Ask(ip, "/", "shop.example.org")])
+        assert docs.json()["pod"].startswith("shop-v1-") and other.status == 404
+        route = get(gw, "httproute", "shop")
+        assert [c["status"] for c in route["status"]["parents"][0]["conditions"][:2]] == ["True", "True"]
+    finally:
+        kemu("--cluster", NAME, "delete", "-f", path, timeout=120)
