@@ -155,7 +155,20 @@ def lb_ip(c: Cluster, name: str) -> str:
 
 
 def wrk(netns: str, url: str, host: str, seconds: float, conns: int = 32) -> dict[str, float]:
-    argv = ["ip", "netns", "exec", netns, "wrk", "-t2", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--latency", "-H", f"Host: {host}", url]
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        netns,
+        "wrk",
+        "-t2",
+        f"-c{conns}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "-H",
+        f"Host: {host}",
+        url,
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", out).group(1)) for p in ("50", "99")}  # type: ignore[union-attr]

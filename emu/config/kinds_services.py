@@ -175,7 +175,12 @@ def build_service(raw: dict[str, Any]) -> Service:
         selector=dict(spec["selector"]) if spec.get("selector") else None,
         ports=tuple(
             ServicePort(
-                p["port"], p.get("protocol", "TCP"), p.get("name", ""), p.get("targetPort", p["port"]), p.get("nodePort", 0), p.get("appProtocol")
+                p["port"],
+                p.get("protocol", "TCP"),
+                p.get("name", ""),
+                p.get("targetPort", p["port"]),
+                p.get("nodePort", 0),
+                p.get("appProtocol"),
             )
             for p in spec.get("ports") or ()
         ),

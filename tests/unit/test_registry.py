@@ -39,7 +39,12 @@ def test_the_gateway_api_kinds_are_registered_as_their_crds_name_them() -> None:
     for kind, names in crds.crd_kinds().items():
         info = registry.info(kind)
         assert info is not None, kind
-        assert (info.group, info.plural, info.namespaced, info.short) == (names.group, names.plural, names.namespaced, tuple(names.short_names))
+        assert (info.group, info.plural, info.namespaced, info.short) == (
+            names.group,
+            names.plural,
+            names.namespaced,
+            tuple(names.short_names),
+        )
         assert info.api_version == crds.crd_versions(kind)[0]
 
 
