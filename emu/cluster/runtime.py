@@ -285,6 +285,10 @@ class Cluster:
             self.progress("pods", i + 1, len(todo))
         self._sync_services()
         stopped = list(self._stop_after_sync)
+        if stopped:
+            # The proxies no longer send them anything: let what they already have be
+            # answered before their sockets close (no request cut mid-way).
+            self.server.drain(stopped)
         for key in stopped:
             self._stop_pod(key)
         if stopped:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import socket
 import threading
 import time
@@ -132,11 +133,13 @@ class _Http(asyncio.Protocol):
         self.transport = transport
         self.peer = transport.get_extra_info("peername") or ("", 0)
         self.server._conns.setdefault(self.pod, set()).add(transport)
+        self.server._busy.setdefault(self.pod, set()).add(self)  # a request is on its way
 
     def connection_lost(self, exc: Exception | None) -> None:
         conns = self.server._conns.get(self.pod)
         if conns is not None and self.transport is not None:
             conns.discard(self.transport)
+        self.server._busy.get(self.pod, set()).discard(self)
         if self.h2 is not None:
             self.h2.connection_lost(exc)
 
@@ -164,6 +167,7 @@ class _Http(asyncio.Protocol):
                 self.h2.connection_made(self.transport)
                 buf, self.buf = self.buf, b""
                 self.h2.data_received(buf)
+                self.server._busy.get(self.pod, set()).discard(self)  # gRPC health: answered at once
                 return
         if len(self.buf) > MAX_REQUEST:
             self._log("- - 431")
@@ -190,6 +194,11 @@ class _Http(asyncio.Protocol):
             if close:
                 self.transport.close()
                 return
+        busy = self.server._busy.setdefault(self.pod, set())
+        if self.buf:
+            busy.add(self)  # part of a request still to come
+        else:
+            busy.discard(self)
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -237,6 +246,7 @@ class NetexecServer:
         self._thread = threading.Thread(target=self.loop.run_forever, name="kemu-workloads", daemon=True)
         self._servers: dict[str, list[Any]] = {}
         self._conns: dict[str, set[asyncio.Transport]] = {}
+        self._busy: dict[str, set[Any]] = {}  # pod → connections with a request not yet answered
         self._logs: dict[str, RequestLog] = {}
 
     def start(self) -> None:
@@ -274,12 +284,37 @@ class NetexecServer:
     def stop_pod(self, pod: str) -> None:
         self.call(self._stop_pod(pod))
 
+    def drain(self, pods: list[str], timeout: float = 1.0) -> None:
+        """Answer the requests a pod already has before it stops: connections the proxies
+        sent it before they dropped it may still be in its accept queue or mid-request.
+        Returns when no served connection of these pods waits for an answer (idle
+        keep-alive connections do not count), or at the deadline."""
+        self.call(self._drain(pods, timeout), timeout=timeout + 5)
+
+    async def _drain(self, pods: list[str], timeout: float) -> None:
+        deadline = self.loop.time() + timeout
+        listening = [
+            sock.fileno() for p in pods for srv in self._servers.get(p, []) if isinstance(srv, asyncio.Server) for sock in srv.sockets
+        ]
+
+        def quiet() -> bool:
+            # Nothing queued to accept, no accepted connection waiting for its answer.
+            return not select.select(listening, [], [], 0)[0] and not any(self._busy.get(p) for p in pods)
+
+        # Quiet twice in a row: an accepted connection reaches connection_made a few turns
+        # of the loop after the accept, so one look could miss it.
+        calm = 0
+        while calm < 2 and self.loop.time() < deadline:
+            await asyncio.sleep(0.002)
+            calm = calm + 1 if quiet() else 0
+
     async def _stop_pod(self, pod: str) -> None:
         # Closing every socket drops the references that keep the pod's netns alive.
         for srv in self._servers.pop(pod, []):
             srv.close()
         for t in list(self._conns.pop(pod, ())):
             t.abort()
+        self._busy.pop(pod, None)
         reqlog = self._logs.pop(pod, None)
         if reqlog is not None:
             reqlog.close()

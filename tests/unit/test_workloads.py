@@ -10,6 +10,7 @@ import re
 import socket
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -320,3 +321,28 @@ def test_env_file_is_private(tmp_path: Path) -> None:
     write_env_file(str(path), {"PASS": "s3cret"})
     assert json.loads(path.read_text()) == {"PASS": "s3cret"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_drain_waits_for_a_request_on_its_way_and_not_for_idle_connections(netexec_port: tuple[NetexecServer, int, int, Path]) -> None:
+    """A pod being stopped answers the connections it already has (sent before the
+    proxies dropped it) before its sockets close; an idle keep-alive one does not hold it."""
+    import socket
+    import threading
+
+    server, port, _, _ = netexec_port
+    idle = socket.create_connection(("127.0.0.1", port), timeout=2)
+    idle.sendall(b"GET /hostname HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"pod-p" in idle.recv(4096)  # answered; now idle, kept alive
+    t0 = time.monotonic()
+    server.drain(["ns/p"], timeout=2.0)
+    assert time.monotonic() - t0 < 0.5  # nothing waits for an answer
+
+    pending = socket.create_connection(("127.0.0.1", port), timeout=3)  # connected, request not sent yet
+    done = threading.Event()
+    threading.Thread(target=lambda: (server.drain(["ns/p"], timeout=2.0), done.set()), daemon=True).start()
+    assert not done.wait(0.2)  # the drain waits for this connection's request
+    pending.sendall(b"GET /hostname HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"pod-p" in pending.recv(4096)
+    assert done.wait(1.0)
+    idle.close()
+    pending.close()
