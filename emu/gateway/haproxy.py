@@ -158,7 +158,7 @@ def _frontend(fe: Frontend, opts: RenderOptions, sections: hsec.Sections) -> tup
         crt_list, crt_files = _crt_list(fe, opts)
         files.update(crt_files)
         bind += f" ssl crt-list {hs.word(os.path.join(opts.dir, crt_list))}"
-    chosen = hm.selection(name, fe.listeners, opts.dir)
+    chosen = hm.selection(name, fe.listeners, opts.dir, tls=fe.protocol == "HTTPS")
     files.update(chosen.files)
     scheme = "https" if fe.protocol == "HTTPS" else "http"
     single: list[tuple[int, str]] = []  # action number → its one section

@@ -41,18 +41,19 @@ _MAP_SAFE = re.compile(r"[!-~]+")  # a map file key: printable, no space
 _KEY_VARS = {"host": ("txn.hk", "%[var(txn.host)]%[path]/?"), "any": ("txn.pk", "%[path]/?")}
 
 
-def host_condition(hostname: str | None, one_label: bool) -> str:
+def host_condition(hostname: str | None, one_label: bool, var: str = "txn.host") -> str:
     """The ACL for a listener or entry hostname: exact, or a wildcard "*.x.y" matching
-    one or more labels (Gateway API) or exactly one (Ingress)."""
+    one or more labels (Gateway API) or exactly one (Ingress); on `var` (the Host
+    header's name, or the TLS server name)."""
     if hostname is None:
         return ""
     host = hostname.lower()
     if not host.startswith("*."):
-        return hs.acl_string("var(txn.host)", host)
+        return hs.acl_string(f"var({var})", host)
     suffix = host[1:]
     if one_label:
-        return hs.acl_pattern("var(txn.host)", "reg", "^[^.]+" + re.escape(suffix) + "$")
-    return hs.acl_pattern("var(txn.host)", "end", suffix)
+        return hs.acl_pattern(f"var({var})", "reg", "^[^.]+" + re.escape(suffix) + "$")
+    return hs.acl_pattern(f"var({var})", "end", suffix)
 
 
 def match_conditions(m: Match, query_vars: dict[str, str]) -> list[str]:
@@ -186,7 +187,7 @@ class Selection:
     actions: list[Action]  # by number
 
 
-def selection(fe_name: str, listeners: tuple[Listener, ...], map_dir: str) -> Selection:
+def selection(fe_name: str, listeners: tuple[Listener, ...], map_dir: str, tls: bool = False) -> Selection:
     head = [f"http-request set-var(txn.host) {hs.word(HOST_EXPR)}"]
     # Listener choice: skipped when one listener takes every host.
     isolated = not (len(listeners) == 1 and listeners[0].hostname is None)
@@ -195,6 +196,8 @@ def selection(fe_name: str, listeners: tuple[Listener, ...], map_dir: str) -> Se
             cond = hs.join([("!{ var(txn.lst) -m found }" if i else ""), host_condition(lst.hostname, lst.one_label_wildcard)])
             head.append(hs.comment(f"listener {i}: {lst.name} ({lst.hostname or 'any host'})"))
             head.append(f"http-request set-var(txn.lst) int({i})" + (f" if {cond}" if cond else ""))
+    if isolated and tls:
+        head += misdirected_rules(listeners)
     # Actions are numbered by value, not id: entries of one rule may carry different
     # ReplacePrefixMatch prefixes under the same id.
     index: dict[Action, int] = {}
@@ -226,6 +229,27 @@ def selection(fe_name: str, listeners: tuple[Listener, ...], map_dir: str) -> Se
     head += [f"http-request set-var-fmt({var}) {fmt}" for var, fmt in _KEY_VARS.values() if var in vars_needed]
     tail = [f'http-request return status 404 content-type text/plain string "no route matches\\n" if {NOT_CHOSEN}']
     return Selection(head + body + tail, files, list(index))
+
+
+def misdirected_rules(listeners: tuple[Listener, ...]) -> list[str]:
+    """421 for a request whose Host selects another listener than its TLS server name
+    does (RFC 9110 §15.5.20; Gateway API's HTTPS listener misdirected-request rule)."""
+    out = [hs.comment("the listener the TLS server name selects: another one than the Host's is misdirected")]
+    out.append("http-request set-var(txn.sni) ssl_fc_sni,lower if { ssl_fc_sni -m found }")
+    for i, lst in enumerate(listeners):
+        cond = hs.join(
+            [
+                "{ var(txn.sni) -m found }",
+                ("!{ var(txn.slst) -m found }" if i else ""),
+                host_condition(lst.hostname, lst.one_label_wildcard, "txn.sni"),
+            ]
+        )
+        out.append(f"http-request set-var(txn.slst) int({i}) if {cond}")
+    out.append(
+        'http-request return status 421 content-type text/plain string "misdirected request\\n" '
+        "if { var(txn.slst) -m found } { var(txn.lst) -m found } !{ var(txn.lst),sub(txn.slst) -m int 0 }"
+    )
+    return out
 
 
 def _entry_rules(

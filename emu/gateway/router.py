@@ -53,6 +53,7 @@ class Request:
     path: str = "/"  # may include "?query"
     method: str = "GET"
     headers: Headers = ()
+    sni: str | None = None  # the TLS server name (HTTPS frontends)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,14 @@ def route(config: ProxyConfig, request: Request) -> Outcome:
         return Outcome(status=0)
     hostname = split_host(request.host)
     listener = next((ls for ls in frontend.listeners if hostname_matches(ls.hostname, hostname, ls.one_label_wildcard)), None)
+    if frontend.protocol == "HTTPS" and request.sni and listener is not None:
+        # A request for another listener than the one its TLS connection was made for
+        # (SNI) is misdirected: 421 (RFC 9110 §15.5.20; Gateway API's
+        # GatewayHTTPSListenerDetectMisdirectedRequests).
+        sni = request.sni.lower()
+        by_sni = next((ls for ls in frontend.listeners if hostname_matches(ls.hostname, sni, ls.one_label_wildcard)), None)
+        if by_sni is not None and by_sni is not listener:
+            return Outcome(status=421, listener=listener.name)
     if listener is None:
         return Outcome(status=404)
     path, mark, query = request.path.partition("?")

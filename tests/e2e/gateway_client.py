@@ -23,6 +23,7 @@ class Ask:
     method: str = "GET"
     headers: tuple[tuple[str, str], ...] = ()
     https: bool = False
+    sni: str | None = None  # HTTPS: the TLS server name, when not the Host
 
 
 @dataclass
@@ -47,8 +48,12 @@ def curl_argv(a: Ask) -> list[str]:
     method = ["-I"] if a.method == "HEAD" else ["-X", a.method]
     argv = ["curl", "-sS", "-i", "--max-time", "5", "--path-as-is", *method]
     if a.https:
-        # SNI and Host from the name; the address from --resolve (as a DNS answer would).
-        argv += ["-k", "--resolve", f"{host}:{a.port}:{a.address}", f"{scheme}://{host}:{a.port}{a.path}"]
+        # SNI (and Host) from the name in the URL; the address from --resolve (as a DNS
+        # answer would); a different Host, when asked, as a header.
+        name = a.sni or host
+        argv += ["-k", "--resolve", f"{name}:{a.port}:{a.address}", f"{scheme}://{name}:{a.port}{a.path}"]
+        if a.sni and a.sni != host:
+            argv += ["-H", f"Host: {host}"]
     else:
         argv += ["-H", f"Host: {host}", f"{scheme}://{a.address}:{a.port}{a.path}"]
     for k, v in a.headers:

@@ -21,7 +21,7 @@ import yaml
 from emu.gateway.testing import self_signed_certificate, tls_secret
 from tests.e2e.gateway_client import Answer, Ask, ask_all, curl_argv
 from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop, wait_until
-from tests.unit.gateway_tables import ALL_ROWS, DATA, INFRA, WEB, Row
+from tests.unit.gateway_tables import ALL_ROWS, DATA, INFRA, MISDIRECTED, MISDIRECTED_MANIFEST, WEB, Row
 
 pytestmark = pytest.mark.e2e
 
@@ -296,3 +296,18 @@ def test_the_readme_tour(gw: Running) -> None:
         assert [c["status"] for c in route["status"]["parents"][0]["conditions"][:2]] == ["True", "True"]
     finally:
         kemu("--cluster", NAME, "delete", "-f", path, timeout=120)
+
+
+def test_https_requests_for_another_listener_than_their_server_name_get_421(gw: Running, tmp_path: Any) -> None:
+    path = _write(str(tmp_path), "misdirected.yaml", _docs(os.path.join(DATA, "tests", f"{MISDIRECTED_MANIFEST}.yaml")))
+    kemu("--cluster", NAME, "apply", "-f", path)
+    try:
+        ip = address(gw, "same-namespace-with-https-listener")
+        asks = [Ask(ip, "/detect-misdirected-requests", host, 443, https=True, sni=sni) for sni, host, _, _ in MISDIRECTED]
+        problems = []
+        for (sni, host, status, backend), a in zip(MISDIRECTED, ask_all(gw, "client", asks), strict=True):
+            if a.status != status or (backend and not a.json()["pod"].startswith(backend + "-")):
+                problems.append(f"SNI {sni} Host {host}: {a.status} {a.error or a.body[:80]!r} (want {status} {backend or ''})")
+        assert not problems, "\n".join(problems)
+    finally:
+        kemu("--cluster", NAME, "delete", "-f", path)

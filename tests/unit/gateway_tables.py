@@ -658,3 +658,24 @@ ALL_ROWS: list[Row] = [
     *MIRRORS,
     *HTTPS_LISTENER,
 ]
+
+
+# HTTPRouteHTTPSListenerDetectMisdirectedRequests: (TLS server name, Host, status, backend).
+MISDIRECTED_MANIFEST = "httproute-https-listener-detect-misdirected-requests"
+MISDIRECTED: list[tuple[str, str, int, str | None]] = [
+    ("example.org", "example.org", 200, V1),
+    ("example.org", "second-example.org", 421, None),
+    ("example.org", "unknown-example.org", 404, None),
+    ("second-example.org", "second-example.org", 200, V2),
+    ("second-example.org", "example.org", 421, None),
+    ("second-example.org", "unknown-example.org", 421, None),
+    ("third-example.wildcard.org", "third-example.wildcard.org", 200, V3),
+    ("third-example.wildcard.org", "fith-example.wildcard.org", 200, V3),
+    ("third-example.wildcard.org", "fourth-example.wildcard.org", 421, None),
+    ("third-example.wildcard.org", "second-example.org", 421, None),
+    ("third-example.wildcard.org", "unknown-example.org", 421, None),
+    ("fourth-example.wildcard.org", "fourth-example.wildcard.org", 200, V1),
+    ("fourth-example.wildcard.org", "fith-example.wildcard.org", 421, None),
+    ("unknown-example.org", "example.org", 200, V1),
+    ("unknown-example.org", "unknown-example.org", 404, None),
+]

@@ -22,7 +22,18 @@ from emu.gateway.model import (
     RouteEntry,
 )
 from emu.gateway.router import Request, apply_headers, header_value, prefix_holds, query_value, redirect_location, replace_path, route
-from tests.unit.gateway_tables import ALL_ROWS, INFRA, V1, V2, V3, Row, conformance_compiled, conformance_world
+from tests.unit.gateway_tables import (
+    ALL_ROWS,
+    INFRA,
+    MISDIRECTED,
+    MISDIRECTED_MANIFEST,
+    V1,
+    V2,
+    V3,
+    Row,
+    conformance_compiled,
+    conformance_world,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -227,3 +238,18 @@ def test_query_mark_is_kept_and_host_port_dropped() -> None:
     assert out.forwarded.path == "/new?" and out.forwarded.host == "[::1]:80"
     moved = route(_config((_entry(Action(id="r", redirect=Redirect(hostname="b.org"))),)), Request(80, "a.org", "/p?"))
     assert moved.location == "http://b.org/p?"
+
+
+@pytest.mark.parametrize("sni,host,status,backend", MISDIRECTED)
+def test_misdirected_requests_on_https_listeners_get_421(sni: str, host: str, status: int, backend: str | None) -> None:
+    compiled = conformance_compiled(MISDIRECTED_MANIFEST)
+    config = compiled.proxies[f"Gateway/{INFRA}/same-namespace-with-https-listener"]
+    out = route(config, Request(443, host, "/detect-misdirected-requests", sni=sni))
+    assert out.status == status
+    if backend is not None:
+        assert [b.name for b, _ in out.backends] == [f"{INFRA}/{backend}:8080"]
+
+
+def test_without_a_server_name_the_host_alone_chooses() -> None:
+    config = conformance_compiled(MISDIRECTED_MANIFEST).proxies[f"Gateway/{INFRA}/same-namespace-with-https-listener"]
+    assert route(config, Request(443, "second-example.org", "/detect-misdirected-requests")).status == 200
