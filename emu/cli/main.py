@@ -226,6 +226,12 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        # Anything the library did not translate into a KemuError (a netlink error, a key
+        # missing) is kemu's failure, not bad input: one line, exit 1, the traceback on -v.
+        logging.getLogger("emu.cli").debug("unexpected error", exc_info=True)
+        print(f"error: unexpected {type(e).__name__}: {e} (kemu -v … shows where)", file=sys.stderr)
+        return 1
     if isinstance(result, int):
         return result
     if result is not None:

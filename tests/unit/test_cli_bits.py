@@ -79,3 +79,16 @@ def test_label_arguments_mix_with_options() -> None:
     assert args.labels == ["x=1", "y-"] and args.overwrite and args.namespace == "web"
     with pytest.raises(SystemExit):
         parse(["get", "pods", "--bogus"])
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from emu.cli.main import _run
+
+    def handler(args: argparse.Namespace) -> int:
+        raise KeyError("node-9")
+
+    assert _run(handler, argparse.Namespace()) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: unexpected KeyError: 'node-9'") and "Traceback" not in err

@@ -365,8 +365,9 @@ def test_api_resources_needs_no_root_nor_daemon(monkeypatch: pytest.MonkeyPatch,
 # --- exec ----------------------------------------------------------------------------------------
 
 
-class Execd(Exception):
-    pass
+class Execd(BaseException):
+    """The fake execvp's way out: like a real exec, nothing after it runs (not even the
+    CLI's handler of unexpected errors)."""
 
 
 @pytest.fixture
