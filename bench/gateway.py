@@ -37,34 +37,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from emu.cluster.runtime import Cluster
 from emu.config.loader import load_manifest_texts
 from emu.daemon.host import raise_fd_limit
+from emu.gateway.testing import echo_backend
 from emu.model.objects import ClusterConfig, ClusterSpec, ExternalHostDecl, Manifests, NodeDecl
 
 NS = "default"
-ECHO_IMAGE = "registry.k8s.io/gateway-api/conformance/echo-basic:v0.1.0"
 ROUTE_API = "gateway.networking.k8s.io/v1"
-
-
-def echo(name: str, replicas: int) -> list[dict[str, Any]]:
-    labels = {"app": name}
-    env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name},
-            "spec": {"selector": labels, "ports": [{"name": "http", "port": 8080, "targetPort": 3000}]},
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "echo", "image": ECHO_IMAGE, "env": env}]}},
-            },
-        },
-    ]
 
 
 def lb_service(name: str, selector: dict[str, str], port: int, target: int) -> dict[str, Any]:
@@ -198,7 +175,7 @@ def main() -> int:
     try:
         c.up()
         client = c.network.hosts["client"].name
-        apply(c, [*echo("echo", 2), *echo("echo2", 2), lb_service("direct", {"app": "echo"}, 80, 3000)])
+        apply(c, [*echo_backend("echo", NS, 2), *echo_backend("echo2", NS, 2), lb_service("direct", {"app": "echo"}, 80, 3000)])
         wait_ready(c)
         ips = sorted(st.ip for st in c.pods.values() if st.pod.meta.labels.get("app") == "echo")
         cfg = os.path.join(tmp, "hand.cfg")

@@ -22,12 +22,11 @@ from emu.gateway import deploy, haproxy, haproxy_ctl
 from emu.gateway.conditions import merge_conditions
 from emu.gateway.gateway_api import RouteCache, compile_gateways
 from emu.gateway.ingress import compile_ingresses
-from emu.gateway.model import Compiled, Endpoint, ServicePortInfo, World
+from emu.gateway.model import GATEWAY_KINDS, Compiled, Endpoint, ServicePortInfo, World
 from emu.model.services import EndpointSlice, Service
 
 log = logging.getLogger(__name__)
 
-GATEWAY_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Ingress", "IngressClass")
 GATEWAY_CLASS = {
     "apiVersion": "gateway.networking.k8s.io/v1",
     "kind": "GatewayClass",
@@ -89,6 +88,7 @@ class GatewayPlane:
         self.status: dict[tuple[str, str], dict[str, Any]] = {}
         self._world: World | None = None
         self._written: dict[str, str] = {}  # proxy → digest of what its files hold
+        self._written_from: Compiled | None = None  # the model those files were rendered from
         self._serial: dict[str, int] = {}  # proxy → configuration serial
         self._pod_serial: dict[str, int] = {}  # proxy pod → serial it serves
         self._rendered: dict[str, tuple[str, dict[str, str]]] = {}  # proxy → (text, files) last written
@@ -141,7 +141,12 @@ class GatewayPlane:
 
     def write(self) -> None:
         """Render every proxy's configuration; write the ones that changed (the files
-        first, the configuration last, each by rename: a proxy never reads half a file)."""
+        first, the configuration last, each by rename: a proxy never reads half a file).
+        Nothing to do when the compiled model is the one last written: most syncs (a
+        readiness flip elsewhere) leave the world, and so the model, as it was."""
+        if self.compiled is self._written_from:
+            return
+        self._written_from = self.compiled
         for proxy, cfg in self.compiled.proxies.items():
             d = os.path.dirname(self.cfg_path(proxy))
             opts = haproxy.RenderOptions(dir=d, stats_socket=deploy.stats_socket(self.dir))

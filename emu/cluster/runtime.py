@@ -349,8 +349,10 @@ class Cluster:
                     for k, st in self.pods.items()
                     if (lbl := st.pod.meta.labels.get(deploy.PROXY_LABEL)) in by_label
                 ]
-            self._proxy_ready = g.reload(pods)
-            g.compile(world_of(self.store, self.services.slices, self._proxy_ready))
+            ready = g.reload(pods)
+            if ready != self._proxy_ready:  # Programmed follows: the status from the new state
+                self._proxy_ready = ready
+                g.compile(world_of(self.store, self.services.slices, ready))
         finally:
             self._in_gateway_sync = False
 
@@ -372,11 +374,11 @@ class Cluster:
         assert self.gateways is not None
         owned = self.gateways.owned
         changed = False
-        fresh = [d for k, d in wanted.items() if owned.get(k) != d or self.store.get(k[0], k[1], k[2]) is None]
+        fresh = {k: d for k, d in wanted.items() if owned.get(k) != d or self.store.get(k[0], k[1], k[2]) is None}
         if fresh:
-            order = self._as_order(fresh)
+            order = self._as_order(list(fresh.values()))
             self._realise(self.store.apply(ParsedManifests(manifests_of(order), {}, order), now=time.time()))
-            owned.update({k: d for k, d in wanted.items() if d in fresh})
+            owned.update(fresh)
             changed = True
         for k in [k for k in owned if k not in wanted]:
             del owned[k]

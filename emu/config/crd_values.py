@@ -21,30 +21,18 @@ import json
 import re
 from typing import Any
 
+from emu.config import openapi
+
 Finding = tuple[str, str, bool]
 
-_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (dict, "object"), (list, "array"))
 _IPV4_SLOPPY = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 _regexes: dict[str, re.Pattern[str]] = {}
 _checks: dict[int, tuple[dict[str, Any], ValueChecks]] = {}  # id(schema) -> (schema, its checks)
 
 
 def show(value: Any, limit: int = 200) -> str:
-    """A value as a message quotes it: "x" for a string, 3 for a number, JSON for the rest."""
-    try:
-        text = json.dumps(value, separators=(", ", ": "), ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    for python_type, name in _JSON_TYPES:
-        if isinstance(value, python_type):
-            return name
-    return type(value).__name__
+    """A value as a message quotes it (openapi.show, with room for longer values)."""
+    return openapi.show(value, limit)
 
 
 def type_ok(type_name: str, value: Any) -> bool:
@@ -73,7 +61,7 @@ def as_json_value(type_name: str, value: Any) -> Any:
 
 
 def type_finding(path: str, value: Any, type_name: str) -> Finding:
-    return path, f"Invalid value: {show(value)}: expected {type_name}, got {json_type(value)}", True
+    return path, f"Invalid value: {show(value)}: expected {type_name}, got {openapi.json_type(value)}", True
 
 
 def go_regex(pattern: str) -> re.Pattern[str]:

@@ -18,6 +18,7 @@ from emu.config.cluster import CLUSTER, build_cluster_spec, check_manifests, che
 from emu.config.kinds import build_unstructured, meta_schema, secret_check, typed_kinds
 from emu.config.schema import collecting_no_effect, join
 from emu.errors import Problem, ValidationError
+from emu.gateway.model import GATEWAY_KINDS
 from emu.model.objects import ClusterConfig, ClusterSpec, Manifests, Namespace
 
 # libyaml's loader when PyYAML has it: the pure-Python one takes ~2.6 ms per object,
@@ -318,17 +319,7 @@ def no_effect_summary(parsed_no_effect: list[tuple[str, str]], stored_kinds: lis
     fields = Counter(re.sub(r"\[\d+\]", "", path).rsplit(".", 1)[-1] for _, path in parsed_no_effect)
     parts = [f"{name} ({n})" if n > 1 else name for name, n in sorted(fields.items())]
     # ConfigMaps and Secrets feed pods; the gateway kinds program the L7 proxies.
-    with_effect = {
-        "ConfigMap",
-        "Secret",
-        "ServiceAccount",
-        "GatewayClass",
-        "Gateway",
-        "HTTPRoute",
-        "ReferenceGrant",
-        "Ingress",
-        "IngressClass",
-    }
+    with_effect = {"ConfigMap", "Secret", "ServiceAccount", *GATEWAY_KINDS}
     kinds = sorted(set(stored_kinds) - with_effect)
     out = []
     if parts:

@@ -364,8 +364,8 @@ def _translate(error: SchemaError) -> Iterator[tuple[list[Any], str]]:
         else:
             yield where, _type_message(instance, *_types(error.validator_value))
     elif keyword == "enum":
-        supported = ", ".join(_show(v) for v in error.validator_value if v is not None)
-        yield where, f"Unsupported value: {_show(instance)}: supported values: {supported}"
+        supported = ", ".join(show(v) for v in error.validator_value if v is not None)
+        yield where, f"Unsupported value: {show(instance)}: supported values: {supported}"
     elif keyword in ("oneOf", "anyOf"):
         if instance is None:
             return  # int-or-string and quantities allow null in every branch; kubectl accepts it
@@ -379,9 +379,9 @@ def _translate(error: SchemaError) -> Iterator[tuple[list[Any], str]]:
 
             yield from _translate(best_match(error.context))
         else:
-            yield where, f"Invalid value: {_show(instance)}: matches more than one of the allowed forms"
+            yield where, f"Invalid value: {show(instance)}: matches more than one of the allowed forms"
     else:
-        yield where, f"Invalid value: {_show(instance)}: {error.message}"
+        yield where, f"Invalid value: {show(instance)}: {error.message}"
 
 
 def _types(value: Any) -> list[str]:
@@ -400,7 +400,7 @@ _ARTICLE = {
 
 
 def _type_message(value: Any, *expected: str) -> str:
-    got = _json_type(value)
+    got = json_type(value)
     if len(expected) == 1:
         wanted = expected[0]
     else:  # int-or-string: "expected an integer or a string"
@@ -409,7 +409,7 @@ def _type_message(value: Any, *expected: str) -> str:
             key=lambda t: ["integer", "number", "string", "boolean", "array", "object"].index(t) if t in _ARTICLE else 9,
         )
         wanted = " or ".join(_ARTICLE.get(t, t) for t in order)
-    return f"Invalid value: {_show(value)}: expected {wanted}, got {got}"
+    return f"Invalid value: {show(value)}: expected {wanted}, got {got}"
 
 
 def _date_text(value: Any) -> str:
@@ -418,7 +418,8 @@ def _date_text(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON type the API server would see (a YAML date is a string)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -429,7 +430,7 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _show(value: Any, limit: int = 60) -> str:
+def show(value: Any, limit: int = 60) -> str:
     """A value as the message quotes it: "3" for a string, 3 for a number, JSON for the rest."""
     try:
         text = json.dumps(value, separators=(", ", ": "), ensure_ascii=False, default=str)

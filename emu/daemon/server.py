@@ -19,12 +19,12 @@ from typing import Any
 
 from emu.cluster import views
 from emu.cluster.explaining import expected, explain
-from emu.cluster.gateways import GATEWAY_KINDS
 from emu.cluster.probing import probe_cluster
 from emu.cluster.runtime import Cluster
 from emu.config import registry
 from emu.config.loader import load_manifest_texts
 from emu.errors import KemuError, NotFoundError, Problem, ValidationError
+from emu.gateway.model import GATEWAY_KINDS
 from emu.model.selectors import parse_selector
 
 GATEWAY_WAIT = 15.0  # seconds `apply` waits for new or changed Gateways to be programmed

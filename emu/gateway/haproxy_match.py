@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from emu.gateway import haproxy_syntax as hs
 from emu.gateway.haproxy_sections import trim_prefix
 from emu.gateway.model import Action, Listener, Match, RouteEntry
+from emu.gateway.precedence import hostname_matches
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +109,6 @@ def map_pattern(e: RouteEntry) -> tuple[str, str] | None:
     return ("host" if e.hostname is not None else "any"), pattern
 
 
-def _wildcard_matches(wildcard: str, host: str, one_label: bool) -> bool:
-    suffix = wildcard[1:]
-    return host.endswith(suffix) and len(host) > len(suffix) and (not one_label or "." not in host[: -len(suffix)])
-
-
 def _hosts_overlap(a: RouteEntry, b: RouteEntry) -> bool:
     if a.hostname is None or b.hostname is None:
         return True
@@ -120,9 +116,9 @@ def _hosts_overlap(a: RouteEntry, b: RouteEntry) -> bool:
     if ha.startswith("*.") and hb.startswith("*."):
         return True
     if hb.startswith("*."):
-        return _wildcard_matches(hb, ha, b.one_label_wildcard)
+        return hostname_matches(hb, ha, b.one_label_wildcard)
     if ha.startswith("*."):
-        return _wildcard_matches(ha, hb, a.one_label_wildcard)
+        return hostname_matches(ha, hb, a.one_label_wildcard)
     return ha == hb
 
 

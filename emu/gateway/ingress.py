@@ -50,6 +50,7 @@ from emu.gateway.model import (
     RouteEntry,
     World,
 )
+from emu.gateway.precedence import hostname_rank, match_rank
 
 log = logging.getLogger(__name__)
 
@@ -141,22 +142,11 @@ class _Candidate:
     entry: RouteEntry
 
 
-def _host_key(host: str | None) -> tuple[int, str]:
-    if host is None:
-        return (2, "")
-    return (1, host) if host.startswith("*.") else (0, host)
-
-
 def _path_match(path_type: str, path: str) -> Match:
     kind: PathType = "Exact" if path_type == "Exact" else "PathPrefix"  # ImplementationSpecific: a prefix
     if kind == "PathPrefix" and len(path) > 1:
         path = path.rstrip("/") or "/"  # a trailing slash is ignored by Prefix matching
     return Match(path_type=kind, path=path)
-
-
-def _path_rank(match: Match) -> tuple[int, int]:
-    # Exact first; then the longest prefix (whole segments, so longer string = more specific).
-    return (0, 0) if match.path_type == "Exact" else (1, -len(match.path.rstrip("/")))
 
 
 @dataclass(frozen=True)
@@ -190,13 +180,13 @@ def _entries_of(world: World, src: _Source) -> list[_Candidate]:
                 id=f"ingress/{src.ns}/{src.name}/{ri}/{pi}", backends=(_resolve_backend(world, src.ns, p.get("backend") or {}),)
             )
             entry = RouteEntry(hostname=host, match=match, action=action, route=src.route, one_label_wildcard=True)
-            out.append(_Candidate((*_host_key(host), 0, *_path_rank(match), *src.tie, ri, pi), entry))
+            out.append(_Candidate((*hostname_rank(host), 0, *match_rank(match), *src.tie, ri, pi), entry))
         if host is not None and isinstance(default_ref, dict):
             # Unmatched requests for this host: the Ingress's own default backend, after
             # every path of the host (from any Ingress).
             action = Action(id=f"ingress/{src.ns}/{src.name}/{ri}/default", backends=(_resolve_backend(world, src.ns, default_ref),))
             entry = RouteEntry(hostname=host, match=Match(), action=action, route=src.route, one_label_wildcard=True)
-            out.append(_Candidate((*_host_key(host), 1, 0, 0, *src.tie, ri, 0), entry))
+            out.append(_Candidate((*hostname_rank(host), 1, *match_rank(Match()), *src.tie, ri, 0), entry))
     return out
 
 

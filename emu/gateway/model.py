@@ -167,6 +167,9 @@ class ProxyConfig:
 
 # --- what the compilers read ---------------------------------------------------------------
 
+# The kinds the gateway compilers read (and so the kinds with an effect through the proxies).
+GATEWAY_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Ingress", "IngressClass")
+
 
 @dataclass(frozen=True)
 class ServicePortInfo:

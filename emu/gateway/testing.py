@@ -1,6 +1,7 @@
 """Building Worlds by hand, for tests: from manifests (the Gateway API conformance
-suite's, or any), with fabricated ready endpoints, gateway addresses and readiness.
-Nothing here touches a cluster."""
+suite's, or any), with fabricated ready endpoints, gateway addresses and readiness; and
+the manifests tests and benchmarks apply (echo backends, TLS Secrets). Nothing here
+touches a cluster."""
 
 from __future__ import annotations
 
@@ -141,6 +142,40 @@ def _deployment_pods(ns: str, selector: dict[str, str], deployments: list[dict[s
 
 
 # --- TLS secrets ------------------------------------------------------------------------------
+
+
+ECHO_IMAGE = "registry.k8s.io/gateway-api/conformance/echo-basic:v0.1.0"
+
+
+def echo_backend(name: str, namespace: str = "default", replicas: int = 1) -> list[dict[str, Any]]:
+    """A Service (port 8080, named http) over a Deployment of the conformance echo
+    backend, which says in its answers which pod, namespace and Service served (for e2e
+    tests and benchmarks that run a cluster)."""
+    labels = {"app": name}
+    env = [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "SERVICE_NAME", "value": name},
+    ]
+    meta = {"name": name, "namespace": namespace}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {"selector": labels, "ports": [{"name": "http", "port": 8080, "targetPort": 3000}]},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": dict(meta),
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "echo", "image": ECHO_IMAGE, "env": env}]}},
+            },
+        },
+    ]
 
 
 def tls_secret(ns: str, name: str, cert_pem: str, key_pem: str) -> dict[str, Any]:

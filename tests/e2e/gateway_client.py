@@ -5,9 +5,12 @@ backend's JSON."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 from tests.e2e.helpers import Running
 
@@ -79,3 +82,11 @@ def parse(text: str) -> Answer:
         name, _, value = line.partition(":")
         headers.setdefault(name.strip().lower(), []).append(value.strip())
     return Answer(status, headers, body.rstrip("\n"))
+
+
+def write_docs(tmp: object, name: str, docs: list[dict[str, Any]]) -> str:
+    """Manifests into a file under `tmp`, for `kemu apply -f`; the file's path."""
+    path = os.path.join(str(tmp), name)
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump_all(docs, f)
+    return path

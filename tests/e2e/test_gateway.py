@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from emu.gateway.testing import self_signed_certificate, tls_secret
-from tests.e2e.gateway_client import Answer, Ask, ask_all, curl_argv
+from tests.e2e.gateway_client import Answer, Ask, ask_all, curl_argv, write_docs
 from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop, wait_until
 from tests.unit.gateway_tables import ALL_ROWS, DATA, INFRA, MISDIRECTED, MISDIRECTED_MANIFEST, WEB, Row
 
@@ -35,13 +35,6 @@ def _docs(path: str, without: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and d.get("kind") not in without]
 
 
-def _write(tmp: str, name: str, docs: list[dict[str, Any]]) -> str:
-    path = os.path.join(tmp, name)
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump_all(docs, f)
-    return path
-
-
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     c = start(os.path.join(TOPOLOGIES, "gateway.yaml"), NAME)
@@ -51,7 +44,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         # The Secrets the conformance suite makes at run time, with a real certificate.
         secrets = [tls_secret(WEB, "certificate", cert, key), tls_secret(INFRA, "tls-validity-checks-certificate", cert, key)]
         base = _docs(os.path.join(DATA, "base", "manifests.yaml"))
-        kemu("--cluster", NAME, "apply", "-f", _write(tmp, "base.yaml", base + secrets), timeout=300)
+        kemu("--cluster", NAME, "apply", "-f", write_docs(tmp, "base.yaml", base + secrets), timeout=300)
         wait_until(lambda: not _unready(c), timeout=60, what="the conformance backends to be ready")
         yield c
     finally:
@@ -112,7 +105,7 @@ GROUPS = _groups()
 def test_conformance_table_through_the_proxy(gw: Running, group: tuple[tuple[str, tuple[str, ...]], list[Row]], tmp_path: Any) -> None:
     (manifest, without), rows = group
     docs = _docs(os.path.join(DATA, "tests", f"{manifest}.yaml"), without)
-    path = _write(str(tmp_path), f"{manifest}.yaml", docs)
+    path = write_docs(str(tmp_path), f"{manifest}.yaml", docs)
     kemu("--cluster", NAME, "apply", "-f", path, timeout=120)
     try:
         asks = [_ask(gw, r) for r in rows]
@@ -192,7 +185,7 @@ def test_weighted_backends_split_traffic_as_weighted(gw: Running, tmp_path: Any)
             ],
         },
     }
-    path = _write(str(tmp_path), "canary.yaml", [route])
+    path = write_docs(str(tmp_path), "canary.yaml", [route])
     kemu("--cluster", NAME, "apply", "-f", path)
     try:
         ip = address(gw, "same-namespace")
@@ -220,7 +213,7 @@ def test_route_changes_take_effect_when_apply_returns_without_failing_requests(g
                 "rules": [{"backendRefs": [{"name": backend, "port": 8080}]}],
             },
         }
-        return _write(str(tmp_path), f"moving-{backend}.yaml", [doc])
+        return write_docs(str(tmp_path), f"moving-{backend}.yaml", [doc])
 
     kemu("--cluster", NAME, "apply", "-f", route("infra-backend-v1"))
     loop = shlex.join([a for a in curl_argv(Ask(ip, "/", "moving.example")) if a != "-i"])
@@ -251,7 +244,7 @@ def test_deleting_a_gateway_removes_its_proxy(gw: Running, tmp_path: Any) -> Non
         "metadata": {"name": "short-lived", "namespace": INFRA},
         "spec": {"gatewayClassName": "kemu", "listeners": [{"name": "http", "port": 8080, "protocol": "HTTP"}]},
     }
-    path = _write(str(tmp_path), "gw.yaml", [doc])
+    path = write_docs(str(tmp_path), "gw.yaml", [doc])
     kemu("--cluster", NAME, "apply", "-f", path)
     ip = address(gw, "short-lived")
     a = ask_all(gw, "client", [Ask(ip, "/", "x.example", port=8080)])[0]
@@ -273,7 +266,7 @@ def test_invalid_route_is_refused_and_changes_nothing(gw: Running, tmp_path: Any
             "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "no-slash"}}]}],
         },
     }
-    cp = kemu("--cluster", NAME, "apply", "-f", _write(str(tmp_path), "bad.yaml", [bad]), check=False)
+    cp = kemu("--cluster", NAME, "apply", "-f", write_docs(str(tmp_path), "bad.yaml", [bad]), check=False)
     assert cp.returncode == 2 and "must be an absolute path" in cp.stderr, cp.stderr
     assert not get(gw, "httproutes", "-n", INFRA)["items"]
 
@@ -299,7 +292,7 @@ def test_the_readme_tour(gw: Running) -> None:
 
 
 def test_https_requests_for_another_listener_than_their_server_name_get_421(gw: Running, tmp_path: Any) -> None:
-    path = _write(str(tmp_path), "misdirected.yaml", _docs(os.path.join(DATA, "tests", f"{MISDIRECTED_MANIFEST}.yaml")))
+    path = write_docs(str(tmp_path), "misdirected.yaml", _docs(os.path.join(DATA, "tests", f"{MISDIRECTED_MANIFEST}.yaml")))
     kemu("--cluster", NAME, "apply", "-f", path)
     try:
         ip = address(gw, "same-namespace-with-https-listener")

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
-from emu.gateway.testing import self_signed_certificate, tls_secret
-from tests.e2e.gateway_client import Ask, ask_all
+from emu.gateway.testing import echo_backend, self_signed_certificate, tls_secret
+from tests.e2e.gateway_client import Ask, ask_all, write_docs
 from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -35,42 +34,6 @@ SERVICES = [
 ]
 
 
-def backend(name: str, replicas: int = 1) -> list[dict[str, Any]]:
-    """A Service (port 8080, named http) and the conformance echo backend behind it."""
-    labels = {"app": name}
-    env = [
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "SERVICE_NAME", "value": name},
-    ]
-    container = {"name": "echo", "image": "registry.k8s.io/gateway-api/conformance/echo-basic:v0.1.0", "env": env}
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {"selector": labels, "ports": [{"name": "http", "port": 8080, "targetPort": 3000}]},
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-            },
-        },
-    ]
-
-
-def write(tmp: Any, name: str, docs: list[dict[str, Any]]) -> str:
-    path = os.path.join(str(tmp), name)
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump_all(docs, f)
-    return path
-
-
 @pytest.fixture(scope="module")
 def ing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     c = start(os.path.join(TOPOLOGIES, "gateway.yaml"), NAME)
@@ -80,8 +43,8 @@ def ing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         docs: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}]
         docs += [tls_secret(NS, "conformance-tls", cert, key)]
         for s in SERVICES:
-            docs += backend(s, 10 if s == "echo-service" else 1)
-        kemu("--cluster", NAME, "apply", "-f", write(tmp, "backends.yaml", docs), timeout=300)
+            docs += echo_backend(s, NS, 10 if s == "echo-service" else 1)
+        kemu("--cluster", NAME, "apply", "-f", write_docs(tmp, "backends.yaml", docs), timeout=300)
         wait_until(lambda: all(_ready(p) for p in c.pods().values()), timeout=60, what="the backends to be ready")
         yield c
     finally:
@@ -100,7 +63,7 @@ def ingress(name: str, spec: dict[str, Any], annotations: dict[str, str] | None 
 
 
 def applied(c: Running, tmp: Any, doc: dict[str, Any]) -> str:
-    kemu("--cluster", c.name, "apply", "-f", write(tmp, f"{doc['metadata']['name']}.yaml", [doc]))
+    kemu("--cluster", c.name, "apply", "-f", write_docs(tmp, f"{doc['metadata']['name']}.yaml", [doc]))
     return str(doc["metadata"]["name"])
 
 
