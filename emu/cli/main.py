@@ -12,10 +12,14 @@ import json
 import logging
 import os
 import sys
+import tempfile
+import time
+import traceback
 from typing import Any
 
 from emu.cli import commands
 from emu.cli.argv import find_verb, parse_intermixed, split_dashdash
+from emu.dataplane import ownership
 from emu.errors import KemuError, ValidationError
 
 log = logging.getLogger("kemu")
@@ -212,6 +216,20 @@ def main(argv: list[str] | None = None) -> int:
         return 141
 
 
+def _save_traceback(args: argparse.Namespace) -> str:
+    """Append the current exception's traceback to kemu's error log; its path."""
+    path = os.path.join(ownership.ROOT, "errors.log")
+    try:
+        os.makedirs(ownership.ROOT, mode=0o755, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} kemu {args.cmd}\n{traceback.format_exc()}")
+    except OSError:
+        path = os.path.join(tempfile.gettempdir(), f"kemu-error-{os.getpid()}.log")
+        with open(path, "w") as f:
+            f.write(traceback.format_exc())
+    return path
+
+
 def _run(handler: Any, args: argparse.Namespace) -> int:
     try:
         result: Any = handler(args)
@@ -228,9 +246,9 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
         return 130
     except Exception as e:
         # Anything the library did not translate into a KemuError (a netlink error, a key
-        # missing) is kemu's failure, not bad input: one line, exit 1, the traceback on -v.
+        # missing) is kemu's failure, not bad input: one line, exit 1, the traceback in a log.
         logging.getLogger("emu.cli").debug("unexpected error", exc_info=True)
-        print(f"error: unexpected {type(e).__name__}: {e} (kemu -v … shows where)", file=sys.stderr)
+        print(f"error: unexpected {type(e).__name__}: {e} (traceback in {_save_traceback(args)})", file=sys.stderr)
         return 1
     if isinstance(result, int):
         return result

@@ -226,7 +226,8 @@ class ControlServer:
                     self._send({"ok": False, "error": str(e), "exit_code": e.exit_code})
                 except Exception as e:
                     log.exception("request failed")
-                    self._send({"ok": False, "error": f"internal error: {e}", "exit_code": 1})
+                    where = os.path.join(outer.cluster.record.dir, "daemon.log")
+                    self._send({"ok": False, "error": f"internal error: {type(e).__name__}: {e} (traceback in {where})", "exit_code": 1})
 
                 finally:
                     if outer.down_requested:

@@ -9,7 +9,7 @@ import os
 import signal
 
 from emu.dataplane import etcfiles, netns
-from emu.dataplane.handles import read_marker
+from emu.dataplane.handles import MarkerUnreadable, read_marker
 from emu.dataplane.ownership import ProcRef, Record
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,16 @@ def clean_cluster(record: Record, keep_daemon: bool = False) -> list[str]:
     for name in reversed(record.data.get("netns", [])):
         if not netns.exists(name):
             continue
-        found = read_marker(name)
+        if not os.path.ismount(netns.path(name)):
+            # A pin file left by a creation that died before mounting: it holds no namespace.
+            netns.delete(name)
+            removed.append(f"netns {name}")
+            continue
+        try:
+            found = read_marker(name)
+        except MarkerUnreadable as e:
+            log.warning("not removing netns %s: %s", name, e)  # fail closed: maybe not ours
+            continue
         if found and found != marker:
             log.warning("not removing netns %s: it carries another owner's marker (%s)", name, found)
             continue

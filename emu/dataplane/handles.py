@@ -7,8 +7,10 @@ import threading
 from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from emu.dataplane import netns
+from emu.errors import DataplaneError, KemuError
 
 
 @dataclass
@@ -63,11 +65,19 @@ def mark_here(ipr: IPRoute, marker: str) -> None:
     ipr.link("set", index=1, state="up", ifalias=marker)  # lo is always ifindex 1 in a netns
 
 
+class MarkerUnreadable(DataplaneError):
+    """A namespace whose ownership marker could not be read: clean-up must leave it alone."""
+
+
 def read_marker(name: str) -> str | None:
+    """The marker on a namespace's `lo`; None if it has none (made by kemu, died before
+    marking). Raises MarkerUnreadable when the namespace can't be entered or asked: clean-up
+    fails closed, it never removes what it can't prove is ours."""
     try:
         with netns.entered(name):
             with IPRoute() as ipr:
-                links = ipr.get_links(ipr.link_lookup(ifname="lo")[0])
+                found = ipr.link_lookup(ifname="lo")
+                links = ipr.get_links(found[0]) if found else []
                 return links[0].get("IFLA_IFALIAS") if links else None
-    except Exception:  # noqa: BLE001 - an unreadable namespace has no marker
-        return None
+    except (OSError, NetlinkError, KemuError) as e:
+        raise MarkerUnreadable(f"cannot read the ownership marker of netns {name}: {e}") from e

@@ -154,3 +154,32 @@ def test_clean_refuses_a_namespace_with_another_marker(throwaway: str) -> None:
     rec.create()
     assert clean_cluster(rec) == []
     assert ns_exists(throwaway)
+
+
+def test_clean_fails_closed_when_a_marker_cannot_be_read(throwaway: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A namespace whose marker can't be read may be someone else's: kept, with a warning."""
+    import emu.dataplane.cleanup as cleanup
+    from emu.dataplane.handles import MarkerUnreadable
+
+    with netns.created(throwaway):
+        pass
+
+    def unreadable(name: str) -> str | None:
+        raise MarkerUnreadable(f"cannot read the ownership marker of netns {name}: EPERM")
+
+    monkeypatch.setattr(cleanup, "read_marker", unreadable)
+    rec = Record("kt4")
+    rec.data["netns"] = [throwaway]
+    rec.create()
+    assert clean_cluster(rec) == []
+    assert ns_exists(throwaway)
+
+
+def test_clean_removes_a_pin_file_that_holds_no_namespace(throwaway: str) -> None:
+    """A creation that died between creating the pin file and mounting the namespace on it."""
+    open(netns.path(throwaway), "w").close()
+    rec = Record("kt5")
+    rec.data["netns"] = [throwaway]
+    rec.create()
+    assert clean_cluster(rec) == [f"netns {throwaway}"]
+    assert not ns_exists(throwaway)

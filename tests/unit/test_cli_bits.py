@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import re
 
 import pytest
@@ -81,14 +82,24 @@ def test_label_arguments_mix_with_options() -> None:
         parse(["get", "pods", "--bogus"])
 
 
-def test_an_unexpected_error_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unexpected_error_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One line that names the log holding the traceback; never a traceback on the terminal."""
     import argparse
 
     from emu.cli.main import _run
+    from emu.dataplane import ownership
+
+    monkeypatch.setattr(ownership, "ROOT", str(tmp_path))
 
     def handler(args: argparse.Namespace) -> int:
         raise KeyError("node-9")
 
-    assert _run(handler, argparse.Namespace()) == 1
+    assert _run(handler, argparse.Namespace(cmd="get")) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: unexpected KeyError: 'node-9'") and "Traceback" not in err
+    log_path = err.rsplit("(traceback in ", 1)[1].rstrip(")\n")
+    assert log_path == str(tmp_path / "errors.log")
+    text = pathlib.Path(log_path).read_text()
+    assert "kemu get" in text and "Traceback" in text and "KeyError: 'node-9'" in text
