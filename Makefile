@@ -4,7 +4,7 @@ KEMU   := $(VENV)/bin/kemu
 PYTEST := $(VENV)/bin/pytest
 RUFF   := $(VENV)/bin/ruff
 
-.PHONY: setup demo test unit kernel e2e lint format bench clean
+.PHONY: setup demo test unit unit-as-user kernel e2e lint format bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -20,6 +20,10 @@ test: setup
 
 unit: setup
 	$(PYTEST) -q -m unit tests
+
+# The unit tier as `nobody` (CI runs it): proves it needs no root and no namespaces.
+unit-as-user: setup
+	bash scripts/unit-as-user.sh
 
 kernel: setup
 	$(PYTEST) -q -m kernel tests

@@ -41,7 +41,14 @@ if [[ ! -d /proc/sys/net/bridge ]]; then
     fi
 fi
 
-PY=${PYTHON:-python3}
+# Debian's own interpreter, for which python3-venv is installed (not whatever python3
+# comes first in root's PATH): a venv any user can run.
+PY=${PYTHON:-/usr/bin/python3}
+# A venv made from another interpreter (e.g. one under /root) is rebuilt from $PY.
+if [[ -f .venv/pyvenv.cfg ]] && ! grep -qx "home = $(dirname "$PY")" .venv/pyvenv.cfg; then
+    echo "setup: rebuilding .venv from $PY" >&2
+    rm -rf .venv
+fi
 if [[ ! -x .venv/bin/python ]]; then
     "$PY" -m venv .venv
 fi

@@ -628,6 +628,14 @@ def describe_node(node: Obj, pods: list[Obj], events: list[Obj] | None, now: flo
         ):
             if key in info:
                 w.write(1, f"{title}:\t{info[key]}\n")
+    planes = st.get("dataplane") or {}
+    if planes:
+        w.write(0, "Dataplane:\n  Plane\tLastSync\tDuration\tSyncs\tError\n")
+        w.write(1, "-----\t--------\t--------\t-----\t-----\n")
+        for plane, ps in planes.items():
+            err = f"{ps['error']} (retrying in {ps.get('retryInSeconds', 0)}s)" if ps.get("error") else "<none>"
+            last = age(ps.get("lastSyncTime"), now) + " ago" if ps.get("lastSyncTime") else "<never>"
+            w.write(1, f"{plane}\t{last}\t{ps.get('lastSyncDurationMs', 0)}ms\t{ps.get('syncs', 0)}\t{err}\n")
     if spec.get("podCIDR"):
         w.write(0, f"PodCIDR:\t{spec['podCIDR']}\n")
         w.write(0, f"PodCIDRs:\t{','.join(spec.get('podCIDRs') or [spec['podCIDR']])}\n")

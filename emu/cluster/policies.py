@@ -7,6 +7,7 @@ import logging
 
 from emu.controllers.ipam import AddressPlan
 from emu.dataplane.handles import NsHandle
+from emu.dataplane.node_sync import NodeSyncer
 from emu.dataplane.run import run
 from emu.errors import CommandError
 from emu.model.objects import Namespace, PodView
@@ -27,8 +28,9 @@ def make_view(addr: AddressPlan, namespaces: dict[str, Namespace], policies: dic
 
 
 class PolicyPlane:
-    def __init__(self, addr: AddressPlan, nodes: dict[str, NsHandle], enabled: bool) -> None:
+    def __init__(self, addr: AddressPlan, nodes: dict[str, NsHandle], enabled: bool, syncer: NodeSyncer) -> None:
         self.addr = addr
+        self.syncer = syncer
         self.nodes = nodes
         self.enabled = enabled
         self.applied: dict[str, NodeRuleset] = {}
@@ -41,21 +43,25 @@ class PolicyPlane:
         cache: dict[tuple[str, str, int], list[str]] = {}
         for n in self.addr.nodes:
             new = compile_ruleset(view, NodePolicyInput(n.name, (n.ip, n.gateway), tuple(pods)), cache)
-            old = self.applied.get(n.name)
-            if old is not None and old.text == new.text:
-                continue
-            # Most changes (labels, pods) only move set elements: flush and refill those
-            # sets; anything else rewrites the table. Either way, one transaction.
-            script = update_text(old, new) if old is not None else None
-            try:
-                self.nft[n.name].run(script or new.text)
-            except CommandError:
-                if script is None:
-                    raise
-                log.warning("partial policy sync failed on %s; rewriting the table", n.name)
-                self.nft[n.name].run(new.text)
-            self.applied[n.name] = new
-            self.syncs += 1
+            self.syncer.run("policy", n.name, lambda full, node=n.name, new=new: self._apply(node, new, full))
+
+    def _apply(self, node: str, new: NodeRuleset, full: bool) -> bool:
+        old = None if full else self.applied.get(node)
+        if old is not None and old.text == new.text:
+            return False
+        # Most changes (labels, pods) only move set elements: flush and refill those
+        # sets; anything else rewrites the table. Either way, one transaction.
+        script = update_text(old, new) if old is not None else None
+        try:
+            self.nft[node].run(script or new.text)
+        except CommandError:
+            if script is None:
+                raise
+            log.warning("partial policy sync failed on %s; rewriting the table", node)
+            self.nft[node].run(new.text)
+        self.applied[node] = new
+        self.syncs += 1
+        return True
 
     def remove(self) -> None:
         for n, h in self.nodes.items():

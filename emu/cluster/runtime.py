@@ -15,6 +15,7 @@ from typing import Any
 
 from emu.cluster import system
 from emu.cluster.dns import UPSTREAM_DOMAIN, DNSPlane
+from emu.cluster.drift import DriftRepair
 from emu.cluster.gateways import GATEWAY_CLASS, INGRESS_CLASS, GatewayPlane, ProxyPod, world_of
 from emu.cluster.kubelet import Kubelet, PodState
 from emu.cluster.policies import PolicyPlane, make_view
@@ -29,6 +30,7 @@ from emu.dataplane import etcfiles, hostports, names, netns
 from emu.dataplane.cleanup import clean_cluster
 from emu.dataplane.cni import plugin_for
 from emu.dataplane.network import Network
+from emu.dataplane.node_sync import NodeSyncer
 from emu.dataplane.ownership import ProcRef, Record
 from emu.errors import KemuError, NotFoundError
 from emu.gateway import deploy
@@ -66,6 +68,8 @@ class Cluster:
         self.hostports: hostports.HostPorts | None = None
         self.dns: DNSPlane | None = None
         self.gateways: GatewayPlane | None = None
+        self.syncer: NodeSyncer | None = None  # each node's plane syncs, retried until they succeed
+        self.drift: DriftRepair | None = None
         self._in_gateway_sync = False
         self._proxy_ready: dict[str, bool] = {}
         self._stop_after_sync: list[str] = []  # pods deleted with nothing to wait for
@@ -88,11 +92,13 @@ class Cluster:
             self.progress("network", 0, 1)
             self.network.build()
             self.record.update(nodes=self._member_record(self.network.nodes), hosts=self._member_record(self.network.hosts))
+            self.syncer = NodeSyncer(self._dirty.set)
             self.services = ServicePlane(
-                self.plan, self.network.nodes, self.spec.proxy, self.spec.pod_cidr, self.spec.service_cidr, self.server.loop
+                self.plan, self.network.nodes, self.spec.proxy, self.spec.pod_cidr, self.spec.service_cidr, self.server.loop, self.syncer
             )
-            self.policies = PolicyPlane(self.plan, self.network.nodes, self.spec.network_policy)
-            self.hostports = hostports.HostPorts(self.plan, self.network.nodes)
+            self.policies = PolicyPlane(self.plan, self.network.nodes, self.spec.network_policy, self.syncer)
+            self.hostports = hostports.HostPorts(self.plan, self.network.nodes, self.syncer)
+            self.drift = DriftRepair(self.network.nodes, self.network.cni, self.syncer, self.spec.proxy, self.spec.network_policy)
             self.gateways = GatewayPlane(self.record.dir)
             system_order = self._system_objects(self._start_dns())
             m = self.config.manifests
@@ -186,6 +192,10 @@ class Cluster:
             self._down_done = True
             self._up = False
             errors: list[str] = []
+            if self.drift is not None:
+                self.drift.close()  # before anything of ours is taken down: no repairs
+            if self.syncer is not None:
+                self.syncer.close()
             for plane in (self.services, self.policies, self.hostports):
                 if plane is not None:
                     plane.close()
@@ -326,6 +336,8 @@ class Cluster:
             self.policies.sync(self.policy_view(), pods)
         if self.hostports is not None:
             self.hostports.sync(pods)
+        if self.drift is not None:
+            self.drift.sync_cni()
         self._sync_gateways()
 
     def _sync_gateways(self) -> None:

@@ -12,6 +12,7 @@ from emu.controllers.endpointslices import ZONE_LABEL, slices_for
 from emu.controllers.ipam import AddressPlan
 from emu.dataplane.handles import NsHandle
 from emu.dataplane.lb import Announcer, choose_node
+from emu.dataplane.node_sync import NodeSyncer
 from emu.model.objects import PodView
 from emu.model.services import EndpointSlice, Service
 from emu.proxy.plan import ProxyPlan, backends_for, compile_plan, usable
@@ -23,9 +24,17 @@ log = logging.getLogger(__name__)
 
 class ServicePlane:
     def __init__(
-        self, addr: AddressPlan, nodes: dict[str, NsHandle], backend: str, pod_cidr: str, service_cidr: str, loop: asyncio.AbstractEventLoop
+        self,
+        addr: AddressPlan,
+        nodes: dict[str, NsHandle],
+        backend: str,
+        pod_cidr: str,
+        service_cidr: str,
+        loop: asyncio.AbstractEventLoop,
+        syncer: NodeSyncer,
     ) -> None:
         self.addr = addr
+        self.syncer = syncer
         self.nodes = nodes
         self.pod_cidr = pod_cidr
         self.loop = loop
@@ -56,7 +65,8 @@ class ServicePlane:
         for n in self.addr.nodes:
             plan = compile_plan(n.name, (n.ip,), self.pod_cidr, svc_list, statuses, slices)
             self.plans[n.name] = plan
-            self.proxiers[n.name].sync(plan)
+            proxier = self.proxiers[n.name]
+            self.syncer.run("proxy", n.name, lambda full, p=proxier, plan=plan: p.sync(plan, full))
         self._sync_lb(svc_list, statuses, slices)
         self._sync_health(svc_list, statuses, slices)
 

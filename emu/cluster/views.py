@@ -166,6 +166,7 @@ def node_view(c: Cluster, name: str) -> dict[str, Any]:
     decl = next(d for d in c.store.nodes if d.name == name)  # labels as `kemu label node` left them
     labels = scheduler.node_labels(n.name, decl.labels)
     taints = decl.taints
+    planes = c.syncer.status(name) if c.syncer is not None else {}
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -182,9 +183,25 @@ def node_view(c: Cluster, name: str) -> dict[str, Any]:
         },
         "status": {
             "addresses": [{"type": "InternalIP", "address": n.ip}, {"type": "Hostname", "address": n.name}],
-            "conditions": [{"type": "Ready", "status": "True"}],
+            "conditions": [{"type": "Ready", "status": "True"}, *_plane_conditions(planes)],
+            # kemu's own: each per-node plane's last sync (kube-proxy's sync metrics).
+            "dataplane": planes,
         },
     }
+
+
+def _plane_conditions(planes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A condition per plane that is failing, as a node problem detector would add one."""
+    return [
+        {
+            "type": f"{plane.capitalize()}SyncFailed",
+            "status": "True",
+            "reason": "SyncFailed",
+            "message": f"{st['error']} (retrying in {st['retryInSeconds']}s)",
+        }
+        for plane, st in planes.items()
+        if st.get("error")
+    ]
 
 
 def host_view(c: Cluster, name: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from emu.controllers.ipam import AddressPlan
 from emu.dataplane.handles import NsHandle
+from emu.dataplane.node_sync import NodeSyncer
 from emu.model.objects import PodView
 from emu.netfilter.nft import Nft
 
@@ -44,8 +45,9 @@ def rules_for(node: str, pods: list[PodView]) -> list[str]:
 
 
 class HostPorts:
-    def __init__(self, plan: AddressPlan, nodes: dict[str, NsHandle]) -> None:
+    def __init__(self, plan: AddressPlan, nodes: dict[str, NsHandle], syncer: NodeSyncer) -> None:
         self.plan = plan
+        self.syncer = syncer
         self.nodes = nodes
         self.applied: dict[str, list[str]] = {}
         self.nft: dict[str, Nft] = {}
@@ -53,15 +55,19 @@ class HostPorts:
     def sync(self, pods: list[PodView]) -> None:
         for n in self.plan.nodes:
             rules = rules_for(n.name, pods)
-            if rules == self.applied.get(n.name, []):
-                continue
-            if n.name not in self.nft:
-                self.nft[n.name] = Nft(self.nodes[n.name].name)
-            if rules:
-                self.nft[n.name].run(render(rules))
-            else:
-                self.nft[n.name].run(f"table ip {TABLE} {{}}\ndelete table ip {TABLE}\n")
-            self.applied[n.name] = rules
+            self.syncer.run("hostports", n.name, lambda full, node=n.name, rules=rules: self._apply(node, rules, full))
+
+    def _apply(self, node: str, rules: list[str], full: bool) -> bool:
+        if not full and rules == self.applied.get(node, []):
+            return False
+        if node not in self.nft:
+            self.nft[node] = Nft(self.nodes[node].name)
+        if rules:
+            self.nft[node].run(render(rules))
+        else:
+            self.nft[node].run(f"table ip {TABLE} {{}}\ndelete table ip {TABLE}\n")
+        self.applied[node] = rules
+        return True
 
     def close(self) -> None:
         for ctx in self.nft.values():

@@ -24,9 +24,13 @@ class Proxier:
         self._iptables_text = ""
         self.syncs = 0
 
-    def sync(self, plan: ProxyPlan) -> bool:
-        """Bring the node's rules to `plan`; True if anything was written."""
-        if plan == self.plan:
+    def sync(self, plan: ProxyPlan, full: bool = False) -> bool:
+        """Bring the node's rules to `plan`; True if anything was written. `full` rewrites
+        everything whatever the kernel is thought to hold (after a failure or drift)."""
+        if full:
+            self._state = None
+            self._iptables_text = ""
+        elif plan == self.plan:
             return False
         old = self.plan
         if self.backend == "nftables":

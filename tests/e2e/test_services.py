@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import subprocess
 import textwrap
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from emu.traffic.capture import Capture
-from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop
+from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -313,3 +314,24 @@ def test_stale_udp_conntrack_is_cleared(svc: Running, tmp_path) -> None:  # type
     assert svc.exec("default/client", "python3", "-c", ask).stdout.strip() == other
     kemu("--cluster", svc.name, "delete", "svc", "u")
     kemu("--cluster", svc.name, "delete", "pod", other, "--grace-period=0")
+
+
+def test_a_proxy_table_deleted_by_hand_is_restored(svc: Running) -> None:
+    """Drift: someone deletes the proxy's rules on the client's node; kemu notices the
+    foreign transaction and rewrites them, without any change to the cluster."""
+    node = svc.node_of("default/client")
+    doc = json.loads(kemu("--cluster", svc.name, "get", "node", node, "-o", "json").stdout)
+    netns_name = doc["metadata"]["annotations"]["kemu.io/netns"]
+    syncs = doc["status"]["dataplane"]["proxy"]["syncs"]
+    table = "kemu-proxy" if svc.name == "svc-nft" else "nat"  # iptables-nft keeps `ip nat`
+    subprocess.run(["ip", "netns", "exec", netns_name, "nft", "delete", "table", "ip", table], check=True)
+
+    def restored() -> bool:
+        cp = subprocess.run(["ip", "netns", "exec", netns_name, "nft", "list", "table", "ip", table], capture_output=True)
+        return cp.returncode == 0
+
+    # Within milliseconds here (bench/drift.py measures it); the deadline is for slow machines.
+    wait_until(restored, timeout=5, what=f"table ip {table} back on {node}")
+    assert svc.curl("default/client", f"http://{cip(svc, 'self')}/hostname") == "solo"
+    doc = json.loads(kemu("--cluster", svc.name, "get", "node", node, "-o", "json").stdout)
+    assert doc["status"]["dataplane"]["proxy"]["syncs"] > syncs and "error" not in doc["status"]["dataplane"]["proxy"]

@@ -25,6 +25,11 @@ class CNIPlugin(ABC):
     def add_pod(self, pod_ipr: IPRoute, node: NsHandle, addr: NodeAddr, pod_ip: str, host_if: str) -> None:
         """Give a new pod namespace its eth0 (the calling thread is inside the pod's netns)."""
 
+    def owned_tables(self) -> dict[str, str]:
+        """The nftables tables the plugin keeps on each node ("family name" → its script),
+        rewritten as they are if someone else changes them."""
+        return {}
+
     @abstractmethod
     def del_pod(self, node: NsHandle, host_if: str, pod_ip: str) -> None:
         """Remove a pod's link from its node."""

@@ -68,6 +68,9 @@ class BridgeCNI(CNIPlugin):
                 ipr.route("add", dst=other.pod_cidr, gateway=other.ip)
         run(["nft", "-f", "-"], netns_name=node.name, input=masquerade_ruleset(self.pod_cidr))
 
+    def owned_tables(self) -> dict[str, str]:
+        return {f"ip {TABLE}": masquerade_ruleset(self.pod_cidr)}
+
     def add_pod(self, pod_ipr: IPRoute, node: NsHandle, addr: NodeAddr, pod_ip: str, host_if: str) -> None:
         mac = mac_for(pod_ip)
         pod_fd = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)

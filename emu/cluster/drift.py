@@ -1,0 +1,76 @@
+"""Drift repair: a table of ours on a node changed by someone else is rewritten at once.
+
+The nftables monitor (emu/netfilter/monitor.py) reports foreign changes per namespace;
+this maps each table to the plane that owns it and has the node syncer rewrite that
+plane in full on the next pass, which the syncer's wake-up starts right away. The pod
+network's own NAT table has no plane that syncs it: it is rewritten here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from emu.dataplane.cni.base import CNIPlugin
+from emu.dataplane.handles import NsHandle
+from emu.dataplane.node_sync import NodeSyncer
+from emu.netfilter.monitor import NftMonitor
+from emu.netfilter.nft import Nft
+from emu.policy.compile import TABLE as POLICY_TABLE
+from emu.proxy.nft_render import TABLE as PROXY_TABLE
+
+log = logging.getLogger(__name__)
+
+HOSTPORT_TABLE = "ip kemu-hostport"
+CNI_PLANE = "cni"
+
+
+def plane_tables(proxy_backend: str, policy_enabled: bool) -> dict[str, str]:
+    """Table ("family name") → the plane that writes it."""
+    # The iptables backend writes through iptables-nft: its rules live in nft tables
+    # named after the iptables tables (Debian 12's iptables is the nf_tables variant).
+    proxy = {f"ip {PROXY_TABLE}"} if proxy_backend == "nftables" else {"ip nat", "ip filter"}
+    out = dict.fromkeys(proxy, "proxy") | {HOSTPORT_TABLE: "hostports"}
+    if policy_enabled:
+        out[f"ip {POLICY_TABLE}"] = "policy"
+    return out
+
+
+class DriftRepair:
+    def __init__(self, nodes: dict[str, NsHandle], cni: CNIPlugin, syncer: NodeSyncer, proxy_backend: str, policy_enabled: bool) -> None:
+        self.nodes = nodes
+        self.syncer = syncer
+        self.cni_tables = cni.owned_tables()
+        self.planes = plane_tables(proxy_backend, policy_enabled) | dict.fromkeys(self.cni_tables, CNI_PLANE)
+        self._node_of = {h.name: n for n, h in nodes.items()}
+        self._nft: dict[str, Nft] = {}
+        for node in nodes:
+            syncer.mark_synced(CNI_PLANE, node)  # written by the plugin's setup_node
+        self.monitor = NftMonitor(lambda _ns: set(self.planes), self._drifted)
+        for h in nodes.values():
+            self.monitor.watch(h.name, h.fd)
+
+    def _drifted(self, netns_name: str, tables: set[str]) -> None:
+        node = self._node_of.get(netns_name)
+        if node is None:
+            return
+        for plane in sorted({self.planes[t] for t in tables if t in self.planes}):
+            self.syncer.mark_full(plane, node)
+
+    def sync_cni(self) -> None:
+        """Rewrite the pod network's tables where they drifted (a no-op otherwise)."""
+        for node, h in self.nodes.items():
+            self.syncer.run(CNI_PLANE, node, lambda full, node=node, h=h: self._write_cni(node, h, full))
+
+    def _write_cni(self, node: str, h: NsHandle, full: bool) -> bool:
+        if not full or not self.cni_tables:
+            return False
+        if node not in self._nft:
+            self._nft[node] = Nft(h.name)
+        self._nft[node].run("".join(self.cni_tables.values()))
+        return True
+
+    def close(self) -> None:
+        self.monitor.close()
+        for ctx in self._nft.values():
+            ctx.close()
+        self._nft.clear()
