@@ -1,15 +1,17 @@
-"""Drift repair: a table of ours on a node changed by someone else is rewritten at once.
+"""Drift repair: what kemu owns on a node, changed by someone else, is put back at once.
 
 The nftables monitor (emu/netfilter/monitor.py) reports foreign changes per namespace;
 this maps each table to the plane that owns it and has the node syncer rewrite that
 plane in full on the next pass, which the syncer's wake-up starts right away. The pod
-network's own NAT table has no plane that syncs it: it is rewritten here.
+network's own NAT table, and the node's routes and links (emu/dataplane/route_watch.py),
+have no plane that syncs them: they are restored here.
 """
 
 from __future__ import annotations
 
 import logging
 
+from emu.dataplane import route_watch
 from emu.dataplane.cni.base import CNIPlugin
 from emu.dataplane.handles import NsHandle
 from emu.dataplane.node_sync import NodeSyncer
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 
 HOSTPORT_TABLE = "ip kemu-hostport"
 CNI_PLANE = "cni"
+NETWORK_PLANE = "network"  # the node's routes and links
 
 
 def plane_tables(proxy_backend: str, policy_enabled: bool) -> dict[str, str]:
@@ -43,11 +46,21 @@ class DriftRepair:
         self.planes = plane_tables(proxy_backend, policy_enabled) | dict.fromkeys(self.cni_tables, CNI_PLANE)
         self._node_of = {h.name: n for n, h in nodes.items()}
         self._nft: dict[str, Nft] = {}
+        self._want = {n: route_watch.snapshot(h) for n, h in nodes.items()}
         for node in nodes:
             syncer.mark_synced(CNI_PLANE, node)  # written by the plugin's setup_node
+            syncer.mark_synced(NETWORK_PLANE, node)
         self.monitor = NftMonitor(lambda _ns: set(self.planes), self._drifted)
-        for h in nodes.values():
+        self.routes = route_watch.RouteWatch(self._routes_changed)
+        for n, h in nodes.items():
             self.monitor.watch(h.name, h.fd)
+            self.routes.watch(h, self._want[n])
+
+    def _routes_changed(self, netns_name: str) -> None:
+        node = self._node_of.get(netns_name)
+        if node is not None:
+            log.warning("%s: a route or link of kemu's changed; restoring", netns_name)
+            self.syncer.mark_full(NETWORK_PLANE, node)
 
     def _drifted(self, netns_name: str, tables: set[str]) -> None:
         node = self._node_of.get(netns_name)
@@ -56,10 +69,13 @@ class DriftRepair:
         for plane in sorted({self.planes[t] for t in tables if t in self.planes}):
             self.syncer.mark_full(plane, node)
 
-    def sync_cni(self) -> None:
-        """Rewrite the pod network's tables where they drifted (a no-op otherwise)."""
+    def sync(self) -> None:
+        """Restore the pod network's tables and the nodes' routes and links where they
+        drifted (a no-op otherwise)."""
         for node, h in self.nodes.items():
             self.syncer.run(CNI_PLANE, node, lambda full, node=node, h=h: self._write_cni(node, h, full))
+            want = self._want[node]
+            self.syncer.run(NETWORK_PLANE, node, lambda full, h=h, want=want: full and route_watch.restore(h, want))
 
     def _write_cni(self, node: str, h: NsHandle, full: bool) -> bool:
         if not full or not self.cni_tables:
@@ -71,6 +87,7 @@ class DriftRepair:
 
     def close(self) -> None:
         self.monitor.close()
+        self.routes.close()
         for ctx in self._nft.values():
             ctx.close()
         self._nft.clear()

@@ -337,7 +337,7 @@ class Cluster:
         if self.hostports is not None:
             self.hostports.sync(pods)
         if self.drift is not None:
-            self.drift.sync_cni()
+            self.drift.sync()
         self._sync_gateways()
 
     def _sync_gateways(self) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
 
 from emu.traffic.capture import Capture
-from tests.e2e.helpers import Running, kemu
+from tests.e2e.helpers import Running, kemu, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -159,3 +160,24 @@ def test_names_on_the_machine(xyz: Running) -> None:
         assert len(line.split(":")[1].strip().split("@")[0]) <= 15
     nft = xyz.exec("node/node-1", "nft", "list", "tables").stdout
     assert "table ip kemu-cni" in nft
+
+
+def test_routes_and_links_changed_by_hand_are_restored(xyz: Running) -> None:
+    """Drift: a node's route to another node's pods deleted, its pod bridge downed by
+    someone else — kemu notices and puts them back; cross-node pod traffic flows again."""
+    client, server = pick_pair(xyz, same_node=False)
+    node = xyz.node_of(client)
+    node_ns = f"kemu-{xyz.name}.{node}"
+    subnet = next(
+        n["spec"]["podCIDR"]
+        for n in json.loads(kemu("--cluster", xyz.name, "get", "nodes", "-o", "json").stdout)["items"]
+        if n["metadata"]["name"] == xyz.node_of(server)
+    )
+
+    def ip(*args: str) -> str:
+        return subprocess.run(["ip", "netns", "exec", node_ns, "ip", *args], capture_output=True, text=True, check=True).stdout
+
+    ip("route", "del", subnet)
+    ip("link", "set", "cbr0", "down")
+    wait_until(lambda: subnet in ip("route") and "state UP" in ip("link", "show", "cbr0"), timeout=5, what="route and bridge back")
+    assert xyz.curl(client, f"http://{xyz.ip(server)}:80/hostname") == server.split("/")[1]

@@ -1,0 +1,100 @@
+"""One thread that listens to netlink notifications in many namespaces at once.
+
+A netlink socket belongs to the namespace it was made in, whichever thread reads it; so
+one socket per watched namespace, made there and read here, each handed to a parser.
+Used to notice changes to what kemu owns (emu/netfilter/monitor.py: nftables tables;
+emu/dataplane/route_watch.py: routes and links).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import selectors
+import socket
+import threading
+from collections.abc import Callable
+
+from emu.dataplane import netns
+
+log = logging.getLogger(__name__)
+
+SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
+SO_RCVBUFFORCE = 33
+
+# (namespace name, one datagram, or None when notifications were lost)
+OnData = Callable[[str, bytes | None], None]
+
+
+class NetlinkWatch:
+    def __init__(self, protocol: int, groups: tuple[int, ...], on_data: OnData, name: str) -> None:
+        self._protocol = protocol
+        self._groups = groups
+        self._on_data = on_data
+        self._sel = selectors.DefaultSelector()
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def watch(self, name: str, fd: int) -> None:
+        """Start watching the namespace open at `fd`."""
+        netns.set_thread_netns(fd)
+        try:
+            s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, self._protocol)
+        finally:
+            netns.go_home()
+        try:
+            # A full sync of 10,000 Services is a burst of notifications: room for it.
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)  # root only
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.bind((0, 0))
+        for g in self._groups:
+            s.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, g)
+        s.setblocking(False)
+        with self._lock:
+            self._socks.append(s)
+            self._sel.register(s, selectors.EVENT_READ, name)
+        os.write(self._wake_w, b"w")  # the loop's select() sees the new socket
+
+    def close(self) -> None:
+        self._stop = True
+        os.write(self._wake_w, b"x")
+        self._thread.join(5)
+        with self._lock:
+            for s in self._socks:
+                s.close()
+            self._socks.clear()
+        self._sel.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _loop(self) -> None:
+        while not self._stop:
+            # register() from another thread while select() waits is safe with epoll.
+            for key, _ in self._sel.select():
+                if key.data is None:
+                    os.read(self._wake_r, 64)
+                elif isinstance(key.fileobj, socket.socket):
+                    self._drain(key.data, key.fileobj)
+
+    def _drain(self, name: str, s: socket.socket) -> None:
+        while True:
+            try:
+                data = s.recv(1 << 16)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    return  # closed under us (close())
+                data = None  # a burst beyond the buffer: some notifications were lost
+            try:
+                self._on_data(name, data)
+            except Exception:  # a parser's bug must not end the watch
+                log.exception("netlink watch %s: handler failed", name)

@@ -1,0 +1,137 @@
+"""Routes and links of a node that someone else deletes or downs, put back.
+
+A node's own routes (other nodes' pod subnets, the Service range) and links (eth0, the
+pod bridge) are fixed once the node is built: `snapshot` records them then. A socket in
+the node's namespace joins the link and IPv4 route groups; a deleted route or a link of
+the snapshot that goes down or away is reported, and `restore` re-adds what is missing.
+Routes and links of pods come and go with the pods and are not watched. A deleted link
+can't be rebuilt here (its peer went with it): `restore` says so, and the syncer keeps
+reporting it.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from emu.dataplane.handles import NsHandle
+from emu.dataplane.netlink_watch import NetlinkWatch
+from emu.errors import DataplaneError
+
+log = logging.getLogger(__name__)
+
+NETLINK_ROUTE = 0
+RTNLGRP_LINK = 1
+RTNLGRP_IPV4_ROUTE = 7
+RTM_NEWLINK, RTM_DELLINK, RTM_DELROUTE = 16, 17, 25
+IFF_UP = 1
+RT_TABLE_MAIN = 254
+RTA_DST = 1
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: str  # "10.244.1.0/24"
+    gateway: str | None
+    oif: int | None
+
+
+@dataclass(frozen=True)
+class NodeNet:
+    links: dict[int, str]  # ifindex → name, the links that must stay up
+    routes: tuple[Route, ...]
+
+
+def snapshot(h: NsHandle) -> NodeNet:
+    """The node's links and its main-table routes other than connected ones."""
+    with h.lock:
+        links = {int(m["index"]): str(m.get_attr("IFLA_IFNAME")) for m in h.ipr.get_links() if m["index"] != 1}
+        routes = []
+        for r in h.ipr.get_routes(family=2, table=RT_TABLE_MAIN):
+            if r.get_attr("RTA_PREFSRC") is not None or r["dst_len"] == 0:
+                continue  # connected routes come back with their address; no default route
+            routes.append(Route(f"{r.get_attr('RTA_DST')}/{r['dst_len']}", r.get_attr("RTA_GATEWAY"), r.get_attr("RTA_OIF")))
+    return NodeNet(links, tuple(routes))
+
+
+def restore(h: NsHandle, want: NodeNet) -> bool:
+    """Bring the snapshot's links up and re-add its missing routes; True if anything was."""
+    changed = False
+    with h.lock:
+        present = {int(m["index"]): m for m in h.ipr.get_links()}
+        gone = [name for i, name in want.links.items() if i not in present]
+        for i in want.links:
+            if i in present and not present[i]["flags"] & IFF_UP:
+                h.ipr.link("set", index=i, state="up")
+                changed = True
+        have = {
+            (f"{r.get_attr('RTA_DST')}/{r['dst_len']}", r.get_attr("RTA_GATEWAY"), r.get_attr("RTA_OIF"))
+            for r in h.ipr.get_routes(family=2, table=RT_TABLE_MAIN)
+        }
+        for r in want.routes:
+            if (r.dst, r.gateway, r.oif) not in have and (r.oif is None or r.oif in present):
+                kw = {"gateway": r.gateway} if r.gateway else {}
+                h.ipr.route("replace", dst=r.dst, oif=r.oif, **kw)
+                changed = True
+    if gone:
+        raise DataplaneError(f"{h.name}: link(s) {', '.join(gone)} deleted by someone else; kemu can't rebuild them (recreate the cluster)")
+    return changed
+
+
+class RouteWatch:
+    """Reports (namespace name) when a watched node loses a route or a link goes down."""
+
+    def __init__(self, on_change: Callable[[str], None]) -> None:
+        self._on_change = on_change
+        self._want: dict[str, NodeNet] = {}
+        self._watch = NetlinkWatch(NETLINK_ROUTE, (RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE), self._on_data, "kemu-route-watch")
+
+    def watch(self, h: NsHandle, want: NodeNet) -> None:
+        self._want[h.name] = want
+        self._watch.watch(h.name, h.fd)
+
+    def close(self) -> None:
+        self._watch.close()
+
+    def _on_data(self, name: str, data: bytes | None) -> None:
+        if data is None or any(self._matters(name, typ, body) for typ, body in _messages(data)):
+            self._on_change(name)
+
+    def _matters(self, name: str, typ: int, body: bytes) -> bool:
+        want = self._want[name]
+        if typ in (RTM_NEWLINK, RTM_DELLINK) and len(body) >= 16:
+            _family, _type, index, flags = struct.unpack_from("=BxHiI", body)
+            return index in want.links and (typ == RTM_DELLINK or not flags & IFF_UP)
+        if typ == RTM_DELROUTE and len(body) >= 12:
+            dst_len, table = body[1], body[4]
+            if table != RT_TABLE_MAIN:
+                return False
+            dst = _attr(body, 12, RTA_DST)
+            prefix = ".".join(str(b) for b in dst) if dst and len(dst) == 4 else ""
+            return any(r.dst == f"{prefix}/{dst_len}" for r in want.routes)
+        return False
+
+
+def _messages(data: bytes) -> list[tuple[int, bytes]]:
+    out = []
+    off = 0
+    while off + 16 <= len(data):
+        ln, typ = struct.unpack_from("=IH", data, off)
+        if ln < 16:
+            break
+        out.append((typ, data[off + 16 : off + ln]))
+        off += (ln + 3) & ~3
+    return out
+
+
+def _attr(body: bytes, off: int, want: int) -> bytes | None:
+    while off + 4 <= len(body):
+        ln, typ = struct.unpack_from("=HH", body, off)
+        if ln < 4:
+            return None
+        if typ == want:
+            return body[off + 4 : off + ln]
+        off += (ln + 3) & ~3
+    return None

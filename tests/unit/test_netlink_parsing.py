@@ -1,0 +1,55 @@
+"""Parsing the kernel's nftables notifications (what the drift monitor reads)."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+
+from emu.netfilter.monitor import NFT_MSG_NEWGEN, NftMonitor, is_ours, parse
+
+pytestmark = pytest.mark.unit
+
+
+def attr(typ: int, value: bytes) -> bytes:
+    raw = struct.pack("=HH", 4 + len(value), typ) + value
+    return raw + b"\0" * (-len(raw) % 4)
+
+
+def msg(nft_type: int, family: int, *attrs: bytes) -> bytes:
+    body = struct.pack("=BBH", family, 0, 0) + b"".join(attrs)
+    return struct.pack("=IHHII", 16 + len(body), (10 << 8) | nft_type, 0, 1, 0) + body
+
+
+def test_parse_splits_a_transaction_into_its_messages() -> None:
+    data = (
+        msg(2, 2, attr(1, b"kemu-proxy\0"))
+        + msg(8, 1, attr(1, b"filter\0"), attr(2, b"input\0"))
+        + msg(NFT_MSG_NEWGEN, 0, attr(2, struct.pack(">I", 4242)))
+    )
+    got = parse(data)
+    assert [(m, fam) for m, fam, _ in got] == [(2, "ip"), (8, "inet"), (NFT_MSG_NEWGEN, "0")]
+    assert got[0][2][1] == b"kemu-proxy\0" and got[1][2][2] == b"input\0"
+    assert struct.unpack(">I", got[2][2][2])[0] == 4242
+
+
+def test_our_own_threads_are_ours() -> None:
+    assert is_ours(os.getpid())
+    assert not is_ours(1)  # init is nobody's test process
+
+
+def test_a_foreign_transaction_on_an_owned_table_is_drift() -> None:
+    drift: list[tuple[str, set[str]]] = []
+    mon = NftMonitor(lambda _ns: {"ip kemu-proxy"}, lambda ns, t: drift.append((ns, t)))
+    try:
+        mon._touched["n1"] = set()
+        gen = msg(NFT_MSG_NEWGEN, 0, attr(2, struct.pack(">I", 1)))
+        mon._on_data("n1", msg(6, 2, attr(1, b"other\0")) + gen)  # a table not ours
+        mon._on_data("n1", msg(6, 2, attr(1, b"kemu-proxy\0")) + msg(NFT_MSG_NEWGEN, 0, attr(2, struct.pack(">I", os.getpid()))))
+        assert drift == []
+        mon._on_data("n1", msg(2, 2, attr(1, b"kemu-proxy\0")))
+        mon._on_data("n1", gen)  # the NEWGEN may come in a later datagram
+        assert drift == [("n1", {"ip kemu-proxy"})]
+    finally:
+        mon.close()
