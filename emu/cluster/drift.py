@@ -1,10 +1,10 @@
 """Drift repair: what kemu owns on a node, changed by someone else, is put back at once.
 
-The nftables monitor (emu/netfilter/monitor.py) reports foreign changes per namespace;
-this maps each table to the plane that owns it and has the node syncer rewrite that
-plane in full on the next pass, which the syncer's wake-up starts right away. The pod
-network's own NAT table, and the node's routes and links (emu/dataplane/route_watch.py),
-have no plane that syncs them: they are restored here.
+The nftables monitor (emu/netfilter/monitor.py) reports a foreign transaction in a node's
+namespace; the node syncer then rewrites, in full, every plane that keeps tables there,
+on the pass its wake-up starts right away. The pod network's own NAT table, and the
+node's routes and links (emu/dataplane/route_watch.py), have no plane that syncs them:
+they are restored here.
 """
 
 from __future__ import annotations
@@ -17,40 +17,28 @@ from emu.dataplane.handles import NsHandle
 from emu.dataplane.node_sync import NodeSyncer
 from emu.netfilter.monitor import NftMonitor
 from emu.netfilter.nft import Nft
-from emu.policy.compile import TABLE as POLICY_TABLE
-from emu.proxy.nft_render import TABLE as PROXY_TABLE
 
 log = logging.getLogger(__name__)
 
-HOSTPORT_TABLE = "ip kemu-hostport"
 CNI_PLANE = "cni"
 NETWORK_PLANE = "network"  # the node's routes and links
 
 
-def plane_tables(proxy_backend: str, policy_enabled: bool) -> dict[str, str]:
-    """Table ("family name") → the plane that writes it."""
-    # The iptables backend writes through iptables-nft: its rules live in nft tables
-    # named after the iptables tables (Debian 12's iptables is the nf_tables variant).
-    proxy = {f"ip {PROXY_TABLE}"} if proxy_backend == "nftables" else {"ip nat", "ip filter"}
-    out = dict.fromkeys(proxy, "proxy") | {HOSTPORT_TABLE: "hostports"}
-    if policy_enabled:
-        out[f"ip {POLICY_TABLE}"] = "policy"
-    return out
-
-
 class DriftRepair:
-    def __init__(self, nodes: dict[str, NsHandle], cni: CNIPlugin, syncer: NodeSyncer, proxy_backend: str, policy_enabled: bool) -> None:
+    def __init__(self, nodes: dict[str, NsHandle], cni: CNIPlugin, syncer: NodeSyncer, policy_enabled: bool) -> None:
         self.nodes = nodes
         self.syncer = syncer
         self.cni_tables = cni.owned_tables()
-        self.planes = plane_tables(proxy_backend, policy_enabled) | dict.fromkeys(self.cni_tables, CNI_PLANE)
+        # The planes that keep nftables tables on each node (iptables-nft's too).
+        self.planes = ["proxy", "hostports", CNI_PLANE] + (["policy"] if policy_enabled else [])
         self._node_of = {h.name: n for n, h in nodes.items()}
-        self._nft: dict[str, Nft] = {}
+        # Made now, with few files open (libnftables' select() aborts above fd 1023).
+        self._nft = {n: Nft(h.name) for n, h in nodes.items()}
         self._want = {n: route_watch.snapshot(h) for n, h in nodes.items()}
         for node in nodes:
             syncer.mark_synced(CNI_PLANE, node)  # written by the plugin's setup_node
             syncer.mark_synced(NETWORK_PLANE, node)
-        self.monitor = NftMonitor(lambda _ns: set(self.planes), self._drifted)
+        self.monitor = NftMonitor(self._drifted)
         self.routes = route_watch.RouteWatch(self._routes_changed)
         for n, h in nodes.items():
             self.monitor.watch(h.name, h.fd)
@@ -62,11 +50,11 @@ class DriftRepair:
             log.warning("%s: a route or link of kemu's changed; restoring", netns_name)
             self.syncer.mark_full(NETWORK_PLANE, node)
 
-    def _drifted(self, netns_name: str, tables: set[str]) -> None:
+    def _drifted(self, netns_name: str) -> None:
         node = self._node_of.get(netns_name)
         if node is None:
             return
-        for plane in sorted({self.planes[t] for t in tables if t in self.planes}):
+        for plane in self.planes:
             self.syncer.mark_full(plane, node)
 
     def sync(self) -> None:
@@ -80,8 +68,6 @@ class DriftRepair:
     def _write_cni(self, node: str, h: NsHandle, full: bool) -> bool:
         if not full or not self.cni_tables:
             return False
-        if node not in self._nft:
-            self._nft[node] = Nft(h.name)
         self._nft[node].run("".join(self.cni_tables.values()))
         return True
 

@@ -98,7 +98,7 @@ class Cluster:
             )
             self.policies = PolicyPlane(self.plan, self.network.nodes, self.spec.network_policy, self.syncer)
             self.hostports = hostports.HostPorts(self.plan, self.network.nodes, self.syncer)
-            self.drift = DriftRepair(self.network.nodes, self.network.cni, self.syncer, self.spec.proxy, self.spec.network_policy)
+            self.drift = DriftRepair(self.network.nodes, self.network.cni, self.syncer, self.spec.network_policy)
             self.gateways = GatewayPlane(self.record.dir)
             system_order = self._system_objects(self._start_dns())
             m = self.config.manifests

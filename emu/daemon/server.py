@@ -149,6 +149,10 @@ def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None])
             warnings.append(
                 "spec.networkPolicy is false: NetworkPolicies are accepted and have no effect (as with a pod network that does not implement them)"
             )
+        if c.syncer is not None:
+            # The store took the change; a node whose kernel refused it says so (and retries).
+            for (plane, node), err in sorted(c.syncer.failing().items()):
+                warnings.append(f"node {node}: {plane} not synced ({err}); retrying, see `kemu describe node {node}`")
         results = [_result_line(kind, name, verb) for kind, _ns, name, verb in getattr(changes, "results", [])]
         return {
             "results": results,

@@ -50,7 +50,9 @@ class HostPorts:
         self.syncer = syncer
         self.nodes = nodes
         self.applied: dict[str, list[str]] = {}
-        self.nft: dict[str, Nft] = {}
+        # Made now, while the process has few files open: libnftables waits on its socket
+        # with select(), which aborts the process for a descriptor above 1023.
+        self.nft = {n: Nft(h.name) for n, h in nodes.items()}
 
     def sync(self, pods: list[PodView]) -> None:
         for n in self.plan.nodes:
@@ -60,8 +62,6 @@ class HostPorts:
     def _apply(self, node: str, rules: list[str], full: bool) -> bool:
         if not full and rules == self.applied.get(node, []):
             return False
-        if node not in self.nft:
-            self.nft[node] = Nft(self.nodes[node].name)
         if rules:
             self.nft[node].run(render(rules))
         else:

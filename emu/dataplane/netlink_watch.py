@@ -8,11 +8,13 @@ emu/dataplane/route_watch.py: routes and links).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
 import selectors
 import socket
+import struct
 import threading
 from collections.abc import Callable
 
@@ -23,14 +25,34 @@ log = logging.getLogger(__name__)
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP = 1
 SO_RCVBUFFORCE = 33
+SO_ATTACH_FILTER = 26
+
+
+def only_types(*types: int) -> bytes:
+    """A classic BPF socket filter passing only netlink messages of these types: the
+    kernel drops the rest before they are queued (netlink runs sk_filter on broadcasts)."""
+    prog = [(0x28, 0, 0, 4)]  # ldh [4]: nlmsg_type, loaded in network byte order
+    for i, t in enumerate(types):
+        as_loaded = int.from_bytes(struct.pack("=H", t), "big")
+        prog.append((0x15, len(types) - i, 0, as_loaded))  # jeq → accept
+    prog += [(0x06, 0, 0, 0), (0x06, 0, 0, 0xFFFFFFFF)]  # drop; accept
+    return b"".join(struct.pack("=HBBI", *ins) for ins in prog)
+
+
+def _attach(s: socket.socket, prog: bytes) -> None:
+    buf = ctypes.create_string_buffer(prog)
+    fprog = struct.pack("HL", len(prog) // 8, ctypes.addressof(buf))  # struct sock_fprog
+    s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
 
 # (namespace name, one datagram, or None when notifications were lost)
 OnData = Callable[[str, bytes | None], None]
 
 
 class NetlinkWatch:
-    def __init__(self, protocol: int, groups: tuple[int, ...], on_data: OnData, name: str) -> None:
+    def __init__(self, protocol: int, groups: tuple[int, ...], on_data: OnData, name: str, bpf: bytes | None = None) -> None:
         self._protocol = protocol
+        self._bpf = bpf
         self._groups = groups
         self._on_data = on_data
         self._sel = selectors.DefaultSelector()
@@ -54,6 +76,8 @@ class NetlinkWatch:
             s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)  # root only
         except OSError:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        if self._bpf is not None:
+            _attach(s, self._bpf)
         s.bind((0, 0))
         for g in self._groups:
             s.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, g)

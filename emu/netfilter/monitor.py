@@ -1,12 +1,16 @@
-"""Noticing when someone else changes kemu's nftables tables (drift), within milliseconds.
+"""Noticing when someone else changes the nftables ruleset of a node (drift), at once.
 
 A socket in each watched namespace joins the nftables notification group (as `nft
-monitor` does). The kernel sends one message per changed object, then NEWGEN for the
-transaction, naming the thread that committed it (nf_tables_api.c,
-nf_tables_fill_gen_info: its pid and command). A transaction by a thread of ours, or by
-a command we started (`iptables-restore`, `nft`), is ours; any other that touched a
-table we own is drift, reported to the owner, who rewrites the table — kube-proxy only
-finds out at its next periodic resync.
+monitor` does). After each transaction the kernel sends NEWGEN, naming the thread that
+committed it (nf_tables_api.c, nf_tables_fill_gen_info: its pid and command). A
+transaction by a thread of ours, or by a command we started (`iptables-restore`, `nft`),
+is ours; any other is drift, reported so that kemu's tables on that node are rewritten —
+kube-proxy only finds out at its next periodic resync.
+
+Only NEWGEN is let through (a socket filter): the per-object messages of our own large
+transactions would cost more to read than the transactions themselves. So a foreign
+transaction is not traced to a table; all of ours on the node are rewritten, which is
+cheap next to how rarely it happens.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 import struct
 from collections.abc import Callable
 
-from emu.dataplane.netlink_watch import NetlinkWatch
+from emu.dataplane.netlink_watch import NetlinkWatch, only_types
 from emu.dataplane.run import started_by_us
 
 log = logging.getLogger(__name__)
@@ -26,12 +30,7 @@ NFNLGRP_NFTABLES = 7
 NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_NEWGEN = 15
 NFTA_GEN_PROC_PID = 2
-# Messages about tables, chains, rules, sets, elements, objects, flowtables: attribute 1
-# names the table (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, ...).
-_TABLE_MSGS = frozenset(range(0, 15)) | frozenset(range(18, 26))
 _NFPROTO = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
-
-OnDrift = Callable[[str, set[str]], None]  # (namespace name, {"ip kemu-proxy", ...})
 
 
 def _attrs(data: bytes, off: int, end: int) -> dict[int, bytes]:
@@ -66,37 +65,33 @@ def is_ours(pid: int) -> bool:
 
 
 class NftMonitor:
-    """Watches namespaces for foreign changes to the tables `owned(namespace)` names."""
+    """Reports (namespace name) after a transaction there by anyone but this process."""
 
-    def __init__(self, owned: Callable[[str], set[str]], on_drift: OnDrift) -> None:
-        self._owned = owned
+    def __init__(self, on_drift: Callable[[str], None]) -> None:
         self._on_drift = on_drift
-        self._touched: dict[str, set[str]] = {}  # per namespace, since its last NEWGEN
-        self._watch = NetlinkWatch(NETLINK_NETFILTER, (NFNLGRP_NFTABLES,), self._on_data, "kemu-nft-monitor")
+        self._watch = NetlinkWatch(
+            NETLINK_NETFILTER,
+            (NFNLGRP_NFTABLES,),
+            self._on_data,
+            "kemu-nft-monitor",
+            only_types((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN),
+        )
 
     def watch(self, name: str, fd: int) -> None:
-        self._touched[name] = set()
         self._watch.watch(name, fd)
 
     def close(self) -> None:
         self._watch.close()
 
     def _on_data(self, name: str, data: bytes | None) -> None:
-        touched = self._touched[name]
         if data is None:
-            # Lost notifications (a burst of our own, most likely): whose they were is
-            # unknown; forget the half-seen transaction. The next foreign change is seen.
-            log.debug("nft monitor %s: notifications lost", name)
-            touched.clear()
+            # Lost notifications: whose they were is unknown, so the tables are rewritten.
+            self._on_drift(name)
             return
-        for msg, family, attrs in parse(data):
-            if msg == NFT_MSG_NEWGEN:
-                pid = struct.unpack(">I", attrs[NFTA_GEN_PROC_PID])[0] if NFTA_GEN_PROC_PID in attrs else 0
-                drifted = touched & self._owned(name)
-                touched.clear()
-                if drifted and not is_ours(pid):
-                    log.warning("%s: %s changed by another process (pid %d); restoring", name, ", ".join(sorted(drifted)), pid)
-                    self._on_drift(name, drifted)
-            elif msg in _TABLE_MSGS and 1 in attrs:
-                table = attrs[1].rstrip(b"\x00").decode(errors="replace")
-                touched.add(f"{family} {table}")
+        for msg, _family, attrs in parse(data):
+            if msg != NFT_MSG_NEWGEN:
+                continue
+            pid = struct.unpack(">I", attrs[NFTA_GEN_PROC_PID])[0] if NFTA_GEN_PROC_PID in attrs else 0
+            if not is_ours(pid):
+                log.warning("%s: nftables changed by another process (pid %d); rewriting kemu's tables", name, pid)
+                self._on_drift(name)

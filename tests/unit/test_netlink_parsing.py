@@ -39,17 +39,39 @@ def test_our_own_threads_are_ours() -> None:
     assert not is_ours(1)  # init is nobody's test process
 
 
-def test_a_foreign_transaction_on_an_owned_table_is_drift() -> None:
-    drift: list[tuple[str, set[str]]] = []
-    mon = NftMonitor(lambda _ns: {"ip kemu-proxy"}, lambda ns, t: drift.append((ns, t)))
+def test_a_transaction_by_another_process_is_drift() -> None:
+    drift: list[str] = []
+    mon = NftMonitor(drift.append)
     try:
-        mon._touched["n1"] = set()
-        gen = msg(NFT_MSG_NEWGEN, 0, attr(2, struct.pack(">I", 1)))
-        mon._on_data("n1", msg(6, 2, attr(1, b"other\0")) + gen)  # a table not ours
-        mon._on_data("n1", msg(6, 2, attr(1, b"kemu-proxy\0")) + msg(NFT_MSG_NEWGEN, 0, attr(2, struct.pack(">I", os.getpid()))))
+        mon._on_data("n1", msg(NFT_MSG_NEWGEN, 0, attr(2, struct.pack(">I", os.getpid()))))  # ours
         assert drift == []
-        mon._on_data("n1", msg(2, 2, attr(1, b"kemu-proxy\0")))
-        mon._on_data("n1", gen)  # the NEWGEN may come in a later datagram
-        assert drift == [("n1", {"ip kemu-proxy"})]
+        mon._on_data("n1", msg(NFT_MSG_NEWGEN, 0, attr(2, struct.pack(">I", 1))))
+        assert drift == ["n1"]
+        mon._on_data("n2", None)  # notifications lost: unknown, so treated as drift
+        assert drift == ["n1", "n2"]
     finally:
         mon.close()
+
+
+def test_the_socket_filter_passes_only_the_given_types() -> None:
+    """Run the classic BPF program over message headers, as the kernel would."""
+    from emu.dataplane.netlink_watch import only_types
+
+    prog = only_types((10 << 8) | NFT_MSG_NEWGEN)
+    ins = [struct.unpack_from("=HBBI", prog, i) for i in range(0, len(prog), 8)]
+
+    def run(packet: bytes) -> int:
+        pc, acc = 0, 0
+        while True:
+            code, jt, jf, k = ins[pc]
+            if code == 0x28:
+                acc = int.from_bytes(packet[k : k + 2], "big")
+            elif code == 0x15:
+                pc += jt if acc == k else jf
+            elif code == 0x06:
+                return k
+            pc += 1
+
+    assert run(msg(NFT_MSG_NEWGEN, 0)) != 0
+    assert run(msg(6, 2, attr(1, b"kemu-proxy\0"))) == 0
+    assert run(msg(2, 2)) == 0

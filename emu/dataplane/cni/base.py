@@ -26,8 +26,8 @@ class CNIPlugin(ABC):
         """Give a new pod namespace its eth0 (the calling thread is inside the pod's netns)."""
 
     def owned_tables(self) -> dict[str, str]:
-        """The nftables tables the plugin keeps on each node ("family name" → its script),
-        rewritten as they are if someone else changes them."""
+        """The nftables tables the plugin keeps on each node ("family name" → the script
+        that writes it), rewritten if someone else changes the node's ruleset."""
         return {}
 
     @abstractmethod
