@@ -4,7 +4,10 @@ processes or the stand-in server), probes, restarts, graceful termination.
 Concurrency model (who owns what):
 - `Kubelet.pods` and every PodState in it are changed only with the cluster lock held
   (`Cluster.lock`, an RLock: one API write at a time), by request threads, the
-  termination threads and the monitor thread;
+  termination threads and the monitor thread; adding or removing a pod also holds
+  `Kubelet.status`, so a reader holding either lock iterates a dict that cannot change
+  size under it (request threads that only read take `status`, or copy the dict with
+  one C-level call such as `list(pods.values())`);
 - readiness flags (`PodState.ready`) are written by probe callbacks on the workload loop
   under `Kubelet.status` (a Condition), which is also what `wait_ready` waits on; readers
   that only need a snapshot take `status`, never the cluster lock;

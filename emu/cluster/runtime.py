@@ -1,5 +1,20 @@
 """The running cluster: store → controllers → dataplane and workloads, one path for
-start-up and for every later change (apply, delete, label)."""
+start-up and for every later change (apply, delete, label).
+
+Threads and locks (who owns which state):
+- `Cluster.lock` (RLock): one change at a time, as one API server write. Held by request
+  threads (apply, delete, label, scale), the sync thread and pod finalizers while they
+  change the store, the pods or any plane. Every plane (services, policies, host ports,
+  gateways, DNS) is synced only under it.
+- `Kubelet.status` (Condition): readiness and phases, written by probe callbacks on the
+  workload loop; adding or removing a pod holds it too. Readers that need a snapshot
+  (`pod_views`, `wait_ready`, `_observed`) take it, never the cluster lock.
+- `_dirty` (Event): "something changed outside a request" (readiness, exits, a retry timer
+  of the node syncer, drift): the sync thread wakes, reconciles and syncs the planes.
+- `NodeSyncer._lock`: the per-node sync status only; the netlink watch threads
+  (emu/cluster/drift.py) call into the syncer and set `_dirty`, nothing else.
+- Each `NsHandle.lock`: one netlink request at a time on that namespace's socket.
+"""
 
 from __future__ import annotations
 
@@ -281,7 +296,8 @@ class Cluster:
             old = self.pods.get(pod.key)
             if old is not None:
                 self._stop_pod(pod.key)  # a new pod takes the name (a StatefulSet's): finish the old one now
-            self.pods[pod.key] = PodState(pod)
+            with self._status:  # readers iterate under either lock (see emu/cluster/kubelet.py)
+                self.pods[pod.key] = PodState(pod)
         pending = [st for st in self.pods.values() if st.phase == "Pending" and not st.node]
         self._schedule(pending)
         todo = [st for st in pending if st.node]
@@ -505,7 +521,8 @@ class Cluster:
         st.finalizer.start()
 
     def _stop_pod(self, key: str, whole_cluster: bool = False) -> None:
-        st = self.pods.pop(key, None)
+        with self._status:
+            st = self.pods.pop(key, None)
         if st is None:
             return
         if st.netns:
