@@ -7,7 +7,7 @@ contain '.' in node, host and namespace names, so these never collide.
 
 from __future__ import annotations
 
-import hashlib
+from emu.digest import fit, short_hash
 
 IFNAMSIZ = 15
 
@@ -26,11 +26,9 @@ def pod_ns(cluster: str, namespace: str, pod: str) -> str:
 
 def switch_port(name: str) -> str:
     """The switch-side interface of a node or host: its name when it fits."""
-    if len(name) <= IFNAMSIZ:
-        return name
-    return name[:10] + "-" + hashlib.sha1(name.encode()).hexdigest()[:4]
+    return fit(name, IFNAMSIZ, 4)
 
 
 def pod_host_if(namespace: str, pod: str) -> str:
     """Node-side end of a pod's veth (as Calico's cali<hash>)."""
-    return "veth" + hashlib.sha1(f"{namespace}/{pod}".encode()).hexdigest()[:11]
+    return "veth" + short_hash(namespace, pod, length=11)

@@ -125,11 +125,6 @@ class Network:
         netns.delete(ns)
         return ns
 
-    def netns_of(self, key: str) -> str:
-        return self.pods[key][0]
-
-    # --- teardown ------------------------------------------------------------------------
-
     def teardown(self) -> None:
         """Unpin every namespace this network made (the kernel frees links with them)."""
         errors = []

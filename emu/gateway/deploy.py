@@ -10,8 +10,9 @@ scheduling and the service proxy treat them like any others.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
+
+from emu.digest import fit, short_hash
 
 MANAGED_BY = "kemu.dev/gateway-controller"
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"  # GEP-1762's labels
@@ -26,14 +27,11 @@ IMAGE = "docker.io/library/haproxy:2.6"  # what runs is Debian's haproxy, for re
 def _dns_label(name: str, limit: int = 63) -> str:
     """A Service/Deployment name within a DNS label: long Gateway names (up to 253
     characters) are cut and given a hash, as Envoy Gateway names its objects."""
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+    return fit(name, limit)
 
 
 def proxy_label(proxy: str) -> str:
-    return hashlib.sha256(proxy.encode()).hexdigest()[:16]
+    return short_hash(proxy, length=16)
 
 
 def placement(proxy: str, class_name: str = "") -> tuple[str, str]:

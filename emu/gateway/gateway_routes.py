@@ -10,11 +10,11 @@ Accepted=False when every rule is like that).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from emu.digest import short_hash
 from emu.gateway.gateway_common import duration_ms, ns_name, reference_granted
 from emu.gateway.model import (
     Action,
@@ -300,8 +300,7 @@ def _backend_of(world: World, route_ns: str, ref: dict[str, Any], problems: list
     backend_name = f"{ns}/{name}:{port}"
     if request_headers or response_headers:
         # Backend-level filters make it a backend of its own (the proxy applies them there).
-        digest = hashlib.sha256(repr((request_headers, response_headers)).encode()).hexdigest()[:8]
-        backend_name += f"~{digest}"
+        backend_name += f"~{short_hash(request_headers, response_headers, length=8)}"
     return Backend(
         name=backend_name,
         weight=weight,

@@ -7,8 +7,9 @@ value with spaces, quotes, `%`, `#` or `$`, or a regex with backslashes, stays w
 
 from __future__ import annotations
 
-import hashlib
 import re
+
+from emu.digest import short_hash
 
 # Characters a word may hold unquoted: no space, quote, backslash, `#`, `$` or brace (an
 # ACL delimiter). An empty word ends a line's arguments: an empty literal needs another
@@ -102,7 +103,7 @@ def full_regex(pattern: str) -> str:
 
 
 def digest(*parts: object) -> str:
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:10]
+    return short_hash(*parts)
 
 
 def proxy_name(prefix: str, model_name: str, key: object) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from emu.config import registry
 from emu.errors import CommandError
 from emu.gateway.gateway_common import CONTROLLER_NAME
 from emu.gateway.model import Endpoint, ServicePortInfo, World
@@ -26,7 +27,6 @@ KEMU_GATEWAY_CLASS: dict[str, Any] = {
     "metadata": {"name": CLASS_NAME},
     "spec": {"controllerName": CONTROLLER_NAME},
 }
-CLUSTER_SCOPED = ("Namespace", "GatewayClass", "IngressClass")
 POD_NET = ipaddress.IPv4Network("10.244.0.0/16")
 GATEWAY_NET = ipaddress.IPv4Network("172.18.255.0/24")
 
@@ -99,7 +99,7 @@ def world_from_docs(
 
 def _with_namespace(doc: dict[str, Any]) -> dict[str, Any]:
     meta = dict(doc.get("metadata") or {})
-    if doc.get("kind") not in CLUSTER_SCOPED:
+    if registry.is_namespaced(str(doc.get("kind"))):
         meta.setdefault("namespace", "default")
     return {**doc, "metadata": meta}
 
