@@ -9,6 +9,7 @@ they are restored here.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from emu.dataplane import route_watch
@@ -61,11 +62,14 @@ class DriftRepair:
         """Restore the pod network's tables and the nodes' routes and links where they
         drifted (a no-op otherwise)."""
         for node, h in self.nodes.items():
-            self.syncer.run(CNI_PLANE, node, lambda full, node=node, h=h: self._write_cni(node, h, full))
-            want = self._want[node]
-            self.syncer.run(NETWORK_PLANE, node, lambda full, h=h, want=want: full and route_watch.restore(h, want))
+            self.syncer.run(CNI_PLANE, node, functools.partial(self._write_cni, node))
+            self.syncer.run(NETWORK_PLANE, node, functools.partial(self._restore_network, h, self._want[node]))
 
-    def _write_cni(self, node: str, h: NsHandle, full: bool) -> bool:
+    @staticmethod
+    def _restore_network(h: NsHandle, want: route_watch.NodeNet, full: bool) -> bool:
+        return full and route_watch.restore(h, want)
+
+    def _write_cni(self, node: str, full: bool) -> bool:
         if not full or not self.cni_tables:
             return False
         self._nft[node].run("".join(self.cni_tables.values()))

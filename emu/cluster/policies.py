@@ -3,6 +3,7 @@ applies each node's table in one transaction when it changed; the oracle's view.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from emu.controllers.ipam import AddressPlan
@@ -43,7 +44,7 @@ class PolicyPlane:
         cache: dict[tuple[str, str, int], list[str]] = {}
         for n in self.addr.nodes:
             new = compile_ruleset(view, NodePolicyInput(n.name, (n.ip, n.gateway), tuple(pods)), cache)
-            self.syncer.run("policy", n.name, lambda full, node=n.name, new=new: self._apply(node, new, full))
+            self.syncer.run("policy", n.name, functools.partial(self._apply, n.name, new))
 
     def _apply(self, node: str, new: NodeRuleset, full: bool) -> bool:
         old = None if full else self.applied.get(node)

@@ -59,7 +59,8 @@ def probe_cluster(
         fds = {st.pod.key: os.open(netns.path(st.netns), os.O_RDONLY | os.O_CLOEXEC) for st in running}
     try:
         clients = [Client(k, fd) for k, fd in fds.items()]
-        return c.server.call(run_matrix(clients, targets, timeout), timeout=timeout * 4 + 60)
+        results: list[Result] = c.server.call(run_matrix(clients, targets, timeout), timeout=timeout * 4 + 60)
+        return results
     finally:
         for fd in fds.values():
             os.close(fd)

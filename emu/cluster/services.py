@@ -5,6 +5,7 @@ every change (the same path at start-up and after apply, delete, label, readines
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -65,8 +66,7 @@ class ServicePlane:
         for n in self.addr.nodes:
             plan = compile_plan(n.name, (n.ip,), self.pod_cidr, svc_list, statuses, slices)
             self.plans[n.name] = plan
-            proxier = self.proxiers[n.name]
-            self.syncer.run("proxy", n.name, lambda full, p=proxier, plan=plan: p.sync(plan, full))
+            self.syncer.run("proxy", n.name, functools.partial(self.proxiers[n.name].sync, plan))
         self._sync_lb(svc_list, statuses, slices)
         self._sync_health(svc_list, statuses, slices)
 
@@ -107,9 +107,12 @@ class ServicePlane:
             sock = healthcheck.open_listener(self.nodes[node].fd, port)
             ns, name = svc_key.split("/", 1)
             fut = asyncio.run_coroutine_threadsafe(
-                healthcheck.serve(self.loop, sock, ns, name, lambda k=(node, svc_key): self.local_counts.get(k, 0)), self.loop
+                healthcheck.serve(self.loop, sock, ns, name, functools.partial(self._local_count, (node, svc_key))), self.loop
             )
             self._health[key] = fut.result(10)
+
+    def _local_count(self, key: tuple[str, str]) -> int:
+        return self.local_counts.get(key, 0)
 
     def close(self) -> None:
         for p in self.proxiers.values():

@@ -8,6 +8,7 @@ turns those into namespaces and processes. Validation errors leave the store unt
 
 from __future__ import annotations
 
+import builtins  # `list` is also a method of Store
 import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -331,7 +332,7 @@ class Store:
     # --- labels, scale -----------------------------------------------------------------------
 
     def label(
-        self, kind: str, namespace: str, name: str, set_: dict[str, str], remove: list[str], overwrite: bool, now: float = 0.0
+        self, kind: str, namespace: str, name: str, set_: dict[str, str], remove: builtins.list[str], overwrite: bool, now: float = 0.0
     ) -> Changes:
         kind = _kind(kind)
         if kind == "Namespace" and (NAMESPACE_NAME_LABEL in set_ or NAMESPACE_NAME_LABEL in remove):

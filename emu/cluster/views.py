@@ -90,7 +90,8 @@ def pod_view(c: Cluster, st: PodState) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if pod.owner:
         kind, _, owner = pod.owner.partition("/")
-        api = registry.info(kind).api_version if registry.info(kind) else "apps/v1"
+        info = registry.info(kind)
+        api = info.api_version if info is not None else "apps/v1"
         extra["ownerReferences"] = [{"apiVersion": api, "kind": kind, "name": owner, "controller": True, "blockOwnerDeletion": True}]
     if st.terminating:
         extra["deletionTimestamp"] = _ts(time.time())

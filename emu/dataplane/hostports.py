@@ -5,6 +5,8 @@ per change, rewritten whole: it holds a rule per published port)."""
 
 from __future__ import annotations
 
+import functools
+
 from emu.controllers.ipam import AddressPlan
 from emu.dataplane.handles import NsHandle
 from emu.dataplane.node_sync import NodeSyncer
@@ -57,7 +59,7 @@ class HostPorts:
     def sync(self, pods: list[PodView]) -> None:
         for n in self.plan.nodes:
             rules = rules_for(n.name, pods)
-            self.syncer.run("hostports", n.name, lambda full, node=n.name, rules=rules: self._apply(node, rules, full))
+            self.syncer.run("hostports", n.name, functools.partial(self._apply, n.name, rules))
 
     def _apply(self, node: str, rules: list[str], full: bool) -> bool:
         if not full and rules == self.applied.get(node, []):

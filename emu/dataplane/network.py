@@ -8,13 +8,14 @@ with unshare/bind-mount and configured over netlink (pyroute2), which is what ma
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
 
 from pyroute2 import IPRoute
 
-from emu.controllers.ipam import AddressPlan
+from emu.controllers.ipam import AddressPlan, NodeAddr
 from emu.dataplane import names, netns
 from emu.dataplane.cni.base import CNIPlugin
 from emu.dataplane.handles import NsHandle, mark_here
@@ -55,9 +56,12 @@ class Network:
             self.switch.ipr.link("add", ifname=SWITCH_BRIDGE, kind="bridge")
             self.switch.ipr.link("set", index=self.switch.index(SWITCH_BRIDGE), state="up")
         for n in self.plan.nodes:
-            self.nodes[n.name] = self._member(n.name, n.ip, n.prefixlen, lambda h, n=n: self.cni.setup_node(h, n))
+            self.nodes[n.name] = self._member(n.name, n.ip, n.prefixlen, functools.partial(self._setup_node, n))
         for h in self.plan.hosts:
             self.hosts[h.name] = self._member(h.name, h.ip, h.prefixlen, None)
+
+    def _setup_node(self, addr: NodeAddr, h: NsHandle) -> None:
+        self.cni.setup_node(h, addr)
 
     def add_switch_address(self, ip: str, prefixlen: int) -> None:
         """An address of the node network's own (its router's, the data centre's DNS)."""
