@@ -9,9 +9,12 @@ import functools
 import logging
 from typing import Any
 
+from pyroute2.netlink.exceptions import NetlinkError
+
 from emu.controllers.endpointslices import ZONE_LABEL, slices_for
 from emu.controllers.ipam import AddressPlan
-from emu.dataplane.handles import NsHandle
+from emu.dataplane import netns
+from emu.dataplane.handles import NsHandle, write_sysctl_here
 from emu.dataplane.lb import Announcer, choose_node
 from emu.dataplane.node_sync import NodeSyncer
 from emu.model.objects import PodView
@@ -45,11 +48,17 @@ class ServicePlane:
         self.plans: dict[str, ProxyPlan] = {}
         self.local_counts: dict[tuple[str, str], int] = {}
         self._health: dict[tuple[str, str, int], Any] = {}  # (node, svc, port) → server
+        self._external_routes: set[str] = set()
         for h in nodes.values():
             # Traffic to a ClusterIP that has no endpoints must reach the filter hooks to
             # be rejected; a node without a default route needs a route for the range.
             with h.lock:
                 h.ipr.route("add", dst=service_cidr, oif=h.index("eth0"))
+            if backend == "iptables":
+                # kube-proxy's iptables mode serves NodePorts on 127.0.0.1 (its default
+                # localhostNodePorts) and sets this so that DNAT away from loopback routes.
+                with netns.entered(h.name):
+                    write_sysctl_here("net.ipv4.conf.all.route_localnet", "1")
 
     def sync(self, services: dict[str, Service], statuses: dict[str, Any], manual: dict[str, EndpointSlice], pods: list[PodView]) -> None:
         zones = {n.name: n.labels.get(ZONE_LABEL, "") for n in self.addr.nodes}
@@ -69,6 +78,32 @@ class ServicePlane:
             self.syncer.run("proxy", n.name, functools.partial(self.proxiers[n.name].sync, plan))
         self._sync_lb(svc_list, statuses, slices)
         self._sync_health(svc_list, statuses, slices)
+        self._sync_external_routes(svc_list, statuses)
+
+    def _sync_external_routes(self, services: list[Service], statuses: dict[str, Any]) -> None:
+        """An on-link route per externalIP on every node, as for the Service range: a
+        packet for one that the proxy does not DNAT (no endpoints) must still be routable
+        to reach the forward hook and be rejected there, as kube-proxy does it; and the
+        node's own traffic to an externalIP needs a route at all (nodes here have no
+        default route)."""
+        wanted = {
+            ip
+            for s in services
+            if s.type != "ExternalName" and not s.headless and (st := statuses.get(s.key)) is not None and st.cluster_ip
+            for ip in s.external_ips
+        }
+        if wanted == self._external_routes:
+            return
+        for h in self.nodes.values():
+            with h.lock:
+                for ip in sorted(wanted - self._external_routes):
+                    h.ipr.route("replace", dst=f"{ip}/32", oif=h.index("eth0"))
+                for ip in sorted(self._external_routes - wanted):
+                    try:
+                        h.ipr.route("del", dst=f"{ip}/32", oif=h.index("eth0"))
+                    except NetlinkError:
+                        pass  # already gone
+        self._external_routes = wanted
 
     def _local_ready(self, svc: Service, node: str, slices: dict[str, list[EndpointSlice]]) -> int:
         eps = {

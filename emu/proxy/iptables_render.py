@@ -4,6 +4,11 @@ Rendered whole for `iptables-restore` (nat and filter tables; kemu owns the node
 namespace's iptables, so base chains are restored too). Balancing is statistic-mode
 random with probabilities 1/n, 1/(n-1), …; affinity uses the `recent` match; drops
 decided in the nat table (which may not DROP) are marked and dropped in filter.
+
+As kube-proxy's iptables mode with its defaults (nodePortAddresses unset,
+localhostNodePorts true), NodePorts answer on every local address, 127.0.0.1 included:
+that needs net.ipv4.conf.all.route_localnet=1 in the node's namespace (set by the
+runtime), and the anti-martian rule kube-proxy shares with kubelet (KUBE-FIREWALL).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import base64
 import hashlib
 
 from emu.proxy.plan import Backend, ProxyPlan, ServicePortPlan
+from emu.proxy.tracer import firewall_sources
 
 MASQ = "0x4000/0x4000"
 DROP = "0x8000/0x8000"
@@ -66,10 +72,19 @@ def render(plan: ProxyPlan) -> str:
         "-A KEMU-POSTROUTING -j MARK --set-xmark 0x4000/0x0",
         "-A KEMU-POSTROUTING -j MASQUERADE --random-fully",
     ]
-    filt_chains = ["KEMU-SERVICES", "KEMU-NODEPORTS"]
+    filt_chains = ["KEMU-FIREWALL", "KEMU-SERVICES", "KEMU-EXTERNAL-SERVICES", "KEMU-NODEPORTS"]
     filt: list[str] = [
+        "-A INPUT -j KEMU-FIREWALL",
+        "-A OUTPUT -j KEMU-FIREWALL",
+        # With route_localnet=1 a remote host could reach the node's 127.0.0.1 services;
+        # only DNATed (localhost NodePort) and reply packets may use a loopback address.
+        "-A KEMU-FIREWALL -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
+        # No-endpoint rejects as kube-proxy hooks them: ClusterIPs in forward and output,
+        # external IPs and LB IPs in input and forward (the node's own traffic to an
+        # externalIP is not rejected; it is routed on).
         "-A INPUT -m conntrack --ctstate NEW -j KEMU-NODEPORTS",
-        "-A INPUT -m conntrack --ctstate NEW -j KEMU-SERVICES",
+        "-A INPUT -m conntrack --ctstate NEW -j KEMU-EXTERNAL-SERVICES",
+        "-A FORWARD -m conntrack --ctstate NEW -j KEMU-EXTERNAL-SERVICES",
         "-A FORWARD -m conntrack --ctstate NEW -j KEMU-SERVICES",
         "-A OUTPUT -m conntrack --ctstate NEW -j KEMU-SERVICES",
         f"-A INPUT -m mark --mark {DROP} -j DROP",
@@ -83,8 +98,8 @@ def render(plan: ProxyPlan) -> str:
         p = sp.protocol
         vips = [*sp.lb_ips, *sp.external_ips]
         if not sp.has_endpoints:
-            for ip in [sp.cluster_ip, *vips]:
-                filt.append(f"-A KEMU-SERVICES -d {ip}/32 -p {p} -m {p} --dport {sp.port} -j REJECT")
+            for chain, ip in [("KEMU-SERVICES", sp.cluster_ip), *(("KEMU-EXTERNAL-SERVICES", v) for v in vips)]:
+                filt.append(f"-A {chain} -d {ip}/32 -p {p} -m {p} --dport {sp.port} -j REJECT")
             if sp.node_port:
                 filt.append(f"-A KEMU-NODEPORTS -m addrtype --dst-type LOCAL -p {p} -m {p} --dport {sp.node_port} -j REJECT")
             continue
@@ -105,11 +120,11 @@ def render(plan: ProxyPlan) -> str:
                 target = fw(sp) if ip in sp.lb_ips and sp.source_ranges else ext(sp)
                 svc_rules.append(f"-A KEMU-SERVICES -d {ip}/32 -p {p} -m {p} --dport {sp.port} -j {target}")
             if sp.node_port:
-                ips = ",".join(plan.node_ips)
-                nodeport_rules.append(f"-A KEMU-NODEPORTS -d {ips} -p {p} -m {p} --dport {sp.node_port} -j {ext(sp)}")
+                # Every local address (KEMU-SERVICES jumps here for those), as kube-proxy.
+                nodeport_rules.append(f"-A KEMU-NODEPORTS -p {p} -m {p} --dport {sp.node_port} -j {ext(sp)}")
             if sp.lb_ips and sp.source_ranges:
                 nat_chains.append(fw(sp))
-                for r in sp.source_ranges:
+                for r in firewall_sources(plan, sp):
                     body.append(f"-A {fw(sp)} -s {r} -j {ext(sp)}")
                 body.append(f"-A {fw(sp)} -j MARK --set-xmark {DROP}")
         for b in sorted({*sp.cluster_endpoints, *sp.external_endpoints}, key=lambda x: (x.ip, x.port)):
@@ -117,8 +132,7 @@ def render(plan: ProxyPlan) -> str:
             body.append(f"-A {sep(sp, b)} -s {b.ip}/32 -j KEMU-MARK-MASQ")
             recent = f" -m recent --name {sep(sp, b)} --mask 255.255.255.255 --rsource --set" if sp.affinity_timeout else ""
             body.append(f"-A {sep(sp, b)} -p {p} -m {p}{recent} -j DNAT --to-destination {b.ip}:{b.port}")
-    if plan.node_ips:
-        svc_rules.append("-A KEMU-SERVICES -m addrtype --dst-type LOCAL -j KEMU-NODEPORTS")
+    svc_rules.append("-A KEMU-SERVICES -m addrtype --dst-type LOCAL -j KEMU-NODEPORTS")  # last: after every VIP
     lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]"]
     lines += [f":{c} - [0:0]" for c in dict.fromkeys(nat_chains)]
     lines += (

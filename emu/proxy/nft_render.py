@@ -19,31 +19,39 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from emu.proxy.plan import Backend, ProxyPlan, ServicePortPlan
+from emu.proxy.tracer import firewall_sources
 
 TABLE = "kemu-proxy"
 MASQ = "0x4000"  # in the conntrack mark: the packet mark carries the balancing bucket
 
-SKELETON_CHAINS: list[tuple[str, str, list[str]]] = [
-    ("filter-prerouting", "type filter hook prerouting priority -110; policy accept;", ["ct state new jump firewall-check"]),
-    (
-        "filter-input",
-        "type filter hook input priority -110; policy accept;",
-        ["ct state new jump nodeport-endpoints-check", "ct state new jump service-endpoints-check"],
-    ),
-    ("filter-forward", "type filter hook forward priority -110; policy accept;", ["ct state new jump service-endpoints-check"]),
-    ("filter-output", "type filter hook output priority -110; policy accept;", ["ct state new jump service-endpoints-check"]),
+NEW = "ct state new jump"
+BY_VIP = "ip daddr . meta l4proto . th dport vmap"
+BY_NODEPORT = "ip daddr @nodeport-ips meta l4proto . th dport vmap"
+
+
+def _hook(kind: str, hook: str, priority: int) -> str:
     # nft 1.0.6 refuses the symbolic `dstnat` for the ip family's output hook: numbers.
-    ("nat-prerouting", "type nat hook prerouting priority -100; policy accept;", ["jump services"]),
-    ("nat-output", "type nat hook output priority -100; policy accept;", ["jump services"]),
-    ("nat-postrouting", "type nat hook postrouting priority 100; policy accept;", ["jump masquerading"]),
-    ("firewall-check", "", ["ip daddr . meta l4proto . th dport vmap @firewall-ips"]),
-    ("service-endpoints-check", "", ["ip daddr . meta l4proto . th dport vmap @no-endpoint-services"]),
-    ("nodeport-endpoints-check", "", ["ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports"]),
-    (
-        "services",
-        "",
-        ["ip daddr . meta l4proto . th dport vmap @service-ips", "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports"],
-    ),
+    return f"type {kind} hook {hook} priority {priority}; policy accept;"
+
+
+# As kube-proxy, the filter chains see pre-DNAT addresses (dstnat - 10), except
+# cluster-ips-check: it rejects what DNAT left alone, a ClusterIP on a port or protocol no
+# Service port serves. Forward runs after prerouting's DNAT; the node's own traffic needs
+# an output chain after nat-output (dstnat + 10).
+SKELETON_CHAINS: list[tuple[str, str, list[str]]] = [
+    ("filter-prerouting", _hook("filter", "prerouting", -110), [f"{NEW} firewall-check"]),
+    ("filter-input", _hook("filter", "input", -110), [f"{NEW} nodeport-endpoints-check", f"{NEW} service-endpoints-check"]),
+    ("filter-forward", _hook("filter", "forward", -110), [f"{NEW} service-endpoints-check", f"{NEW} cluster-ips-check"]),
+    ("filter-output", _hook("filter", "output", -110), [f"{NEW} firewall-check", f"{NEW} service-endpoints-check"]),
+    ("filter-output-post-dnat", _hook("filter", "output", -90), [f"{NEW} cluster-ips-check"]),
+    ("nat-prerouting", _hook("nat", "prerouting", -100), ["jump services"]),
+    ("nat-output", _hook("nat", "output", -100), ["jump services"]),
+    ("nat-postrouting", _hook("nat", "postrouting", 100), ["jump masquerading"]),
+    ("firewall-check", "", [f"{BY_VIP} @firewall-ips"]),
+    ("service-endpoints-check", "", [f"{BY_VIP} @no-endpoint-services"]),
+    ("nodeport-endpoints-check", "", [f"{BY_NODEPORT} @no-endpoint-nodeports"]),
+    ("cluster-ips-check", "", ["ip daddr @cluster-ips reject"]),
+    ("services", "", [f"{BY_VIP} @service-ips", f"{BY_NODEPORT} @service-nodeports"]),
     ("reject-chain", "", ["reject"]),
     ("mark-for-masquerade", "", [f"ct mark set ct mark | {MASQ}"]),
     (
@@ -71,7 +79,7 @@ MAPS = {
     "np-cluster-backends": f"inet_proto . inet_service . mark : {BACKEND}",
     "np-external-backends": f"inet_proto . inet_service . mark : {BACKEND}",
 }
-SETS = {"hairpin": "ipv4_addr . ipv4_addr"}  # elements carry no value
+SETS = {"hairpin": "ipv4_addr . ipv4_addr", "cluster-ips": "ipv4_addr"}  # elements carry no value
 VIP_LOOKUP = "ip daddr . meta l4proto . th dport . meta mark"
 NP_LOOKUP = "meta l4proto . th dport . meta mark"
 
@@ -151,6 +159,12 @@ def render_service(plan: ProxyPlan, sp: ServicePortPlan) -> ServiceRender:
     el = r.elements
     proto = sp.protocol
     vips = [*sp.lb_ips, *sp.external_ips]
+    el["cluster-ips"][sp.cluster_ip] = ""
+    if sp.lb_ips and sp.source_ranges:
+        # Checked in prerouting, so it applies with or without endpoints (kube-proxy).
+        r.chains[fw_chain(sp)] = [f"ip saddr {{ {', '.join(firewall_sources(plan, sp))} }} return", "drop"]
+        for ip in sp.lb_ips:
+            el["firewall-ips"][f"{ip} . {proto} . {sp.port}"] = f"goto {fw_chain(sp)}"
     if not sp.has_endpoints:
         for ip in [sp.cluster_ip, *vips]:
             el["no-endpoint-services"][f"{ip} . {proto} . {sp.port}"] = "goto reject-chain"
@@ -159,10 +173,6 @@ def render_service(plan: ProxyPlan, sp: ServicePortPlan) -> ServiceRender:
         return r
     for b in sorted({*sp.cluster_endpoints, *sp.external_endpoints}, key=lambda x: (x.ip, x.port)):
         el["hairpin"][f"{b.ip} . {b.ip}"] = ""
-    if sp.lb_ips and sp.source_ranges:
-        r.chains[fw_chain(sp)] = [f"ip saddr {{ {', '.join(sp.source_ranges)} }} return", "drop"]
-        for ip in sp.lb_ips:
-            el["firewall-ips"][f"{ip} . {proto} . {sp.port}"] = f"goto {fw_chain(sp)}"
     if sp.affinity_timeout:
         _affinity(plan, sp, r, vips)
         return r
@@ -385,12 +395,9 @@ def _keys(r: ServiceRender) -> list[tuple[str, str, str]]:
 
 
 def render_update(plan: ProxyPlan, old: dict[str, ServiceRender], new: dict[str, ServiceRender]) -> str:
-    """Only what changed from `old` to `new`, as one transaction ("" if nothing did).
-
-    Order matters inside the transaction: elements pointing at chains go first, chains
-    and sets are emptied before they are deleted, new chains exist before elements or
-    rules refer to them.
-    """
+    """Only what changed from `old` to `new`, as one transaction ("" if nothing did). Order
+    matters in it: elements pointing at chains go first, chains and sets are emptied before
+    they are deleted, new chains exist before elements or rules refer to them."""
     changed: dict[str, ServiceRender | None] = {sid: r for sid, r in new.items() if old.get(sid) != r}
     changed |= {sid: None for sid in old if sid not in new}
     return NftState(plan, old).update(changed)

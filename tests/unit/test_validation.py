@@ -78,3 +78,38 @@ def test_include_files_are_loaded_and_their_problems_located(tmp_path) -> None: 
         load_cluster_file(str(top))
     (p,) = exc.value.problems
     assert p.file.endswith("bad.yaml") and p.path == "spec.containers[0].bogus"
+
+
+LB_TOPOLOGY = """apiVersion: kemu/v1alpha1
+kind: Cluster
+metadata: {{name: lbsr}}
+spec:
+  nodes: [{{name: n1}}]
+  resources:
+    - apiVersion: v1
+      kind: Service
+      metadata: {{name: fw}}
+      spec:
+        type: LoadBalancer
+        selector: {{app: web}}
+        loadBalancerSourceRanges: {ranges}
+        ports: [{{port: 80}}]
+"""
+
+
+def test_load_balancer_source_ranges_are_trimmed_as_the_api_server_does(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # ValidateService trims each entry before it parses the CIDR (space padding is allowed
+    # for historical reasons); kube-proxy trims too, so the Service uses the bare CIDRs.
+    top = tmp_path / "lb.yaml"
+    top.write_text(LB_TOPOLOGY.format(ranges='[" 10.0.0.0/8 ", "172.30.0.4/32", "  192.168.0.0/16"]'))
+    (svc,) = load_cluster_file(str(top)).manifests.services
+    assert svc.load_balancer_source_ranges == ("10.0.0.0/8", "172.30.0.4/32", "192.168.0.0/16")
+
+
+def test_a_padded_load_balancer_source_range_is_still_validated(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    top = tmp_path / "lb.yaml"
+    top.write_text(LB_TOPOLOGY.format(ranges='[" 10.0.0.0/33 "]'))
+    with pytest.raises(ValidationError) as exc:
+        load_cluster_file(str(top))
+    (p,) = exc.value.problems
+    assert p.path.endswith("spec.loadBalancerSourceRanges[0]") and "'10.0.0.0/33' is not a valid CIDR" in str(exc.value)

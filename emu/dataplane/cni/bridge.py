@@ -56,7 +56,11 @@ class BridgeCNI(CNIPlugin):
         write_sysctl_here("net.bridge.bridge-nf-call-iptables", "1")
         # Pods send everything to the gateway (see add_pod); the node must not answer a
         # pod-to-pod packet with an ICMP redirect telling the pod to ARP its neighbour.
-        for key in ("all", "default"):
+        # eth0 (made before this) too: the kernel sends redirects if `all` or the device
+        # says so, and a redirect stamps the peer's ICMP rate limiter, so the reject that
+        # follows for an externalIP without endpoints (forwarded back out of eth0) would
+        # be silently rate-limited (route.c ip_rt_send_redirect; icmp.c xrlim).
+        for key in ("all", "default", "eth0"):
             write_sysctl_here(f"net.ipv4.conf.{key}.send_redirects", "0")
         ipr.link("add", ifname=BRIDGE, kind="bridge", address=mac_for(addr.gateway))
         br = node.index(BRIDGE)
