@@ -9,7 +9,8 @@ import hashlib
 def short_hash(*parts: object, length: int = 10) -> str:
     """`length` hex characters of sha256 over the parts (strings joined by '/', anything
     else by its repr): stable across runs and machines, unlike hash()."""
-    text = "/".join(parts) if all(isinstance(p, str) for p in parts) else repr(parts)
+    strings = [p for p in parts if isinstance(p, str)]
+    text = "/".join(strings) if len(strings) == len(parts) else repr(parts)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from emu.cli.argv import UsageError
 from emu.cli.describe import describe_deployment, describe_node, describe_other, describe_pod, describe_service, events_for
@@ -22,11 +22,15 @@ from emu.cli.output import Obj, format_table, kind_prefix, qualified_name, rende
 from emu.config import load_cluster_file, registry
 from emu.config.schema import label_key, label_value
 from emu.daemon.client import pick_cluster, request
+from emu.daemon.protocol import ApplyArgs
 from emu.dataplane import netns
 from emu.dataplane.cleanup import clean_cluster
 from emu.dataplane.ownership import Record, list_clusters
 from emu.errors import DaemonError, KemuError, NotFoundError, Problem, ValidationError
 from emu.traffic.probe import Result, table
+
+if TYPE_CHECKING:
+    from emu.cluster.runtime import Progress
 
 log = logging.getLogger("kemu")
 UP_DEADLINE = 900.0  # a detached bring-up that says nothing for this long has hung
@@ -37,7 +41,7 @@ class _RemoteDown(BaseException):
     """`kemu down` (or SIGTERM) arrived while the foreground shell was running."""
 
 
-def _progress_printer() -> Any:
+def _progress_printer() -> Progress:
     tty = sys.stderr.isatty()
     shown: dict[str, int] = {}
 
@@ -154,10 +158,10 @@ def _up_detached(args: argparse.Namespace, name: str) -> int:
                     print(f"daemon pid {proc.pid}; `kemu down {name}` to stop", file=sys.stderr)
                     return 0
                 elif word == "ERROR":
-                    code, _, msg = rest.partition(" ")
+                    exit_code, _, msg = rest.partition(" ")
                     proc.wait(60)
                     print(f"error: {json.loads(msg)}", file=sys.stderr)
-                    return int(code)
+                    return int(exit_code)
 
 
 def cmd_down(args: argparse.Namespace) -> str:
@@ -315,9 +319,10 @@ def resolve_pod(cluster: str, word: str, ns: str) -> str:
 
 
 def cmd_apply(args: argparse.Namespace) -> str | None:
-    docs = read_inputs(args.filename, args.recursive, verb="apply")
-    extra: dict[str, Any] = {"namespace": args.namespace} if args.namespace else {}
-    res = request(pick_cluster(args.cluster), "apply", docs=docs, **extra)
+    apply_args: ApplyArgs = {"docs": read_inputs(args.filename, args.recursive, verb="apply")}
+    if args.namespace:
+        apply_args["namespace"] = args.namespace
+    res = request(pick_cluster(args.cluster), "apply", **apply_args)
     for w in res.get("warnings") or []:
         print(f"Warning: {w}", file=sys.stderr)
     return "\n".join(res.get("results") or []) or None
@@ -605,7 +610,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         for name in names:
             if args.action == "status":
                 # `timeout` is request()'s own (the socket's); the daemon's deadline travels as rollout_timeout.
-                res = request(
+                status = request(
                     cluster,
                     "rollout_status",
                     timeout=(wait + 30.0) if wait > 0 else 7 * 86400.0,
@@ -614,14 +619,13 @@ def cmd_rollout(args: argparse.Namespace) -> int:
                     namespace=ns,
                     rollout_timeout=wait,
                 )
-                done = bool(res.get("done"))
-                print(res.get("message", ""), file=sys.stdout if done else sys.stderr, flush=True)
+                done = bool(status.get("done"))
+                print(status.get("message", ""), file=sys.stdout if done else sys.stderr, flush=True)
                 if not done:
                     code = 1
             else:
-                res = request(cluster, "rollout_restart", kind=info.kind, name=name, namespace=ns)
-                text = res if isinstance(res, str) else (res or {}).get("result") or (res or {}).get("message")
-                print(text or f"{qualified_name(info.kind, name)} restarted", flush=True)
+                restarted = request(cluster, "rollout_restart", kind=info.kind, name=name, namespace=ns)
+                print(restarted.get("result") or f"{qualified_name(info.kind, name)} restarted", flush=True)
     return code
 
 

@@ -542,12 +542,18 @@ LAYOUTS: dict[str, tuple[list[str], list[str], Cells, bool]] = {
     "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], [], _ingress, True),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [], _event, False),
 }
-LAYOUTS.update(
-    {
-        kind: (head, wide_head, lambda o, now, wide, f=f: f(o, _created(o, now), wide), True)
-        for kind, (head, wide_head, f) in output_gateway.LAYOUTS.items()
-    }
-)
+
+
+def _aged(columns: output_gateway.Columns) -> Cells:
+    """Columns that take the object's age, given the clock."""
+
+    def cells(o: Obj, now: float | None, wide: bool) -> list[str]:
+        return columns(o, _created(o, now), wide)
+
+    return cells
+
+
+LAYOUTS.update({kind: (head, wide_head, _aged(columns), True) for kind, (head, wide_head, columns) in output_gateway.LAYOUTS.items()})
 EVENT_WIDE_HEADER = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"]
 DEFAULT_LAYOUT: tuple[list[str], list[str], Cells, bool] = (["NAME", "AGE"], [], _other, True)
 

@@ -3,9 +3,11 @@ kubectl prints them (wide adds the priority-1 columns)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 Obj = dict[str, Any]
+Columns = Callable[[Obj, str, bool], list[str]]  # (object, its age, wide) → the row
 
 
 def _meta(o: Obj) -> Obj:
@@ -49,7 +51,7 @@ def ingressclass(o: Obj, age: str, wide: bool) -> list[str]:
     return [str(_meta(o).get("name", "")), str(spec.get("controller", "")), shown, age]
 
 
-LAYOUTS: dict[str, tuple[list[str], list[str], Any]] = {
+LAYOUTS: dict[str, tuple[list[str], list[str], Columns]] = {
     "GatewayClass": (["NAME", "CONTROLLER", "ACCEPTED", "AGE"], ["DESCRIPTION"], gatewayclass),
     "Gateway": (["NAME", "CLASS", "ADDRESS", "PROGRAMMED", "AGE"], [], gateway),
     "HTTPRoute": (["NAME", "HOSTNAMES", "AGE"], [], httproute),

@@ -74,7 +74,7 @@ def substitute(words: str, targets: Mapping[str, Target]) -> str:
     return NAME_TOKEN.sub(repl, words)
 
 
-class KemuCLI(CLI):  # type: ignore[misc]
+class KemuCLI(CLI):  # type: ignore[misc]  # mininet is untyped: CLI is Any to mypy
     prompt = "kemu> "
     helpStr = (
         "You may also send a command to a pod, node or external host:\n"

@@ -114,10 +114,11 @@ def build_cluster_spec(raw: dict[str, Any]) -> ClusterSpec:
 
 def check_spec(spec: ClusterSpec, report: Report) -> None:
     """Checks across fields of the cluster spec (CIDRs, capacity, names)."""
+    # IPv4 only: load_cluster_file checks the spec only when the cidr checks found nothing.
     nets = {
-        "spec.podCIDR": ipaddress.ip_network(spec.pod_cidr),
-        "spec.serviceCIDR": ipaddress.ip_network(spec.service_cidr),
-        "spec.nodeCIDR": ipaddress.ip_network(spec.node_cidr),
+        "spec.podCIDR": ipaddress.IPv4Network(spec.pod_cidr),
+        "spec.serviceCIDR": ipaddress.IPv4Network(spec.service_cidr),
+        "spec.nodeCIDR": ipaddress.IPv4Network(spec.node_cidr),
     }
     items = list(nets.items())
     for i, (pa, na) in enumerate(items):

@@ -29,9 +29,12 @@ import ipaddress
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from emu.errors import KemuError
+
+if TYPE_CHECKING:
+    import cel_expr_python.cel as cel
 
 Problem = tuple[str, str]
 
@@ -45,10 +48,10 @@ _OLD_SELF = re.compile(r"\boldSelf\b")
 _NO_SUCH_KEY = re.compile(r'Key not found in map : "(.*)"')
 
 _lock = threading.RLock()
-_env: Any = None
-_bool_type: Any = None
-_error_type: Any = None
-_compiled: dict[str, Any] = {}
+_env: cel.Env | None = None
+_bool_type: cel.Type | None = None
+_error_type: cel.Type | None = None
+_compiled: dict[str, cel.Expression] = {}
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def _is_ip(text: str) -> bool:
     return not (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None)
 
 
-def _environment() -> Any:
+def _environment() -> cel.Env:
     global _env, _bool_type, _error_type
     if _env is not None:
         return _env
@@ -117,8 +120,8 @@ def _environment() -> Any:
         if _env is not None:
             return _env
         try:
-            from cel_expr_python import cel
-            from cel_expr_python.ext import ext_strings
+            import cel_expr_python.cel as cel
+            import cel_expr_python.ext.ext_strings as ext_strings
         except ImportError as e:
             raise KemuError("checking Gateway API objects needs the CEL runtime: pip install cel-expr-python (see setup.cfg)") from e
         is_ip = cel.FunctionDecl("isIP", [cel.Overload("isIP_string", cel.Type.BOOL, [cel.Type.STRING], impl=_is_ip)])
@@ -131,7 +134,7 @@ def _environment() -> Any:
     return _env
 
 
-def compiled(expression: str) -> Any:
+def compiled(expression: str) -> cel.Expression:
     """The compiled program of one CEL expression (compiled once per process)."""
     found = _compiled.get(expression)
     if found is None:
@@ -157,7 +160,8 @@ class RuleSet:
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules
         self.on_create = tuple(rule for rule in rules if not rule.transition)
-        self._programs: dict[bool, Any] = {}  # has an old value -> the program of the active rules
+        # has an old value -> the program of the active rules (False: there are none)
+        self._programs: dict[bool, cel.Expression | Literal[False]] = {}
 
     def prepare(self) -> None:
         """Compile ahead what `check` runs on create (a rule that does not compile fails here)."""
@@ -165,7 +169,7 @@ class RuleSet:
             compiled(rule.rule)
         self._program(False)
 
-    def _program(self, has_old: bool) -> Any:
+    def _program(self, has_old: bool) -> cel.Expression | Literal[False]:
         found = self._programs.get(has_old)
         if found is None:
             active = self.rules if has_old else self.on_create
@@ -181,8 +185,8 @@ class RuleSet:
         data = {"self": value, "oldSelf": old} if has_old else {"self": value}
         active = self.rules if has_old else self.on_create
         together = program.eval(data=data)
-        if together.type() != _error_type:
-            outcomes = together.plain_value()
+        outcomes = together.plain_value() if together.type() != _error_type else None
+        if isinstance(outcomes, list):  # (always, when not an error: the program makes a list)
             if all(outcome is True for outcome in outcomes):
                 return []
             if all(isinstance(outcome, bool) for outcome in outcomes):

@@ -95,7 +95,7 @@ class SchemaNode:
         self.leaf = self.type in ("string", "integer", "number", "boolean") and self.rules is None and not self.combinators
         self.cel_names = {name: crd_rules.cel_name(name) for name in self.properties}
         # Whether a rule sees this subtree with some property names changed (or hidden).
-        self.escapes = (
+        self.escapes: bool = (
             any(cel != name for name, cel in self.cel_names.items())
             or any(node.escapes for node in self.properties.values())
             or bool(self.items and self.items.escapes)
@@ -194,12 +194,17 @@ class _Walk:
                     self.findings += child.checks.findings(item, f"{prefix}{key}")
                 out[key] = item
                 continue
-            has_old = old is not None and key in old
-            out[key] = self.visit(child, item, f"{prefix}{key}", old[key] if has_old else None, has_old)
+            if old is not None and key in old:
+                out[key] = self.visit(child, item, f"{prefix}{key}", old[key], True)
+            else:
+                out[key] = self.visit(child, item, f"{prefix}{key}", None, False)
         for key, child in node.defaults:
             if key not in out:
-                has_old = old is not None and key in old
-                out[key] = self.visit(child, copy.deepcopy(child.default), f"{prefix}{key}", old[key] if has_old else None, has_old)
+                default = copy.deepcopy(child.default)
+                if old is not None and key in old:
+                    out[key] = self.visit(child, default, f"{prefix}{key}", old[key], True)
+                else:
+                    out[key] = self.visit(child, default, f"{prefix}{key}", None, False)
         for key in node.required:
             if key not in out:
                 self.findings.append((f"{prefix}{key}", "Required value", True))

@@ -13,7 +13,7 @@ from typing import Any
 from emu.config.kinds_pods import POD_SPEC, build_pod_spec
 from emu.config.schema import Bool, Int, IntOrName, Labels, Obj, Report, Schema, Str, dns_label, dns_subdomain, join
 from emu.config.selectors import SELECTOR, build_selector
-from emu.model.objects import NAMESPACE_NAME_LABEL, Meta, Namespace, Pod, RollingUpdate, Unstructured, Workload
+from emu.model.objects import NAMESPACE_NAME_LABEL, KubeObject, Meta, Namespace, Pod, RollingUpdate, Unstructured, Workload
 
 
 def meta_schema(name: Schema | None = None, namespaced: bool = True) -> Obj:
@@ -70,7 +70,7 @@ def _workload_schema(spec_fields: dict[str, Schema], required: tuple[str, ...], 
 @dataclass(frozen=True)
 class TypedKind:
     schema: Obj
-    build: Callable[[dict[str, Any]], Any]
+    build: Callable[[dict[str, Any]], KubeObject]
 
 
 def meta_of(raw: dict[str, Any], namespaced: bool = True) -> Meta:

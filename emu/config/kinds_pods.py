@@ -5,7 +5,7 @@ others are accepted (the OpenAPI schema checked their structure) and reported by
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from emu.config.schema import (
     AnyValue,
@@ -104,7 +104,7 @@ AFFINITY_TERM = Obj(
 
 
 def _named_ports(c: dict[str, Any]) -> set[str]:
-    return {q.get("name") for q in c.get("ports") or [] if isinstance(q, dict) and q.get("name")}
+    return {q["name"] for q in c.get("ports") or [] if isinstance(q, dict) and q.get("name")}
 
 
 def _pod_spec_check(value: dict[str, Any], path: str, report: Report) -> None:
@@ -178,10 +178,20 @@ POD_SPEC = Obj(
 )
 
 
+class _ProbeTiming(TypedDict):
+    """The fields every probe handler shares (Probe's keyword arguments)."""
+
+    initial_delay_seconds: int
+    period_seconds: int
+    timeout_seconds: int
+    success_threshold: int
+    failure_threshold: int
+
+
 def build_probe(raw: dict[str, Any] | None) -> Probe | None:
     if not raw:
         return None
-    common = {
+    common: _ProbeTiming = {
         "initial_delay_seconds": raw.get("initialDelaySeconds") or 0,
         "period_seconds": raw.get("periodSeconds") or 10,
         "timeout_seconds": raw.get("timeoutSeconds") or 1,

@@ -11,6 +11,15 @@ from emu.model.objects import Meta
 from emu.model.policy import IPBlock, NetworkPolicy, Peer, PolicyPort, PolicyRule
 
 
+def _strict_subnet(sub: ipaddress.IPv4Network | ipaddress.IPv6Network, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """`sub` lies inside `net` and is smaller (never across address families)."""
+    if isinstance(sub, ipaddress.IPv4Network) and isinstance(net, ipaddress.IPv4Network):
+        return sub.subnet_of(net) and sub != net
+    if isinstance(sub, ipaddress.IPv6Network) and isinstance(net, ipaddress.IPv6Network):
+        return sub.subnet_of(net) and sub != net
+    return False
+
+
 def _ip_block_check(value: dict[str, Any], path: str, report: Report) -> None:
     try:
         net = ipaddress.ip_network(value.get("cidr", ""), strict=False)
@@ -21,7 +30,7 @@ def _ip_block_check(value: dict[str, Any], path: str, report: Report) -> None:
             sub = ipaddress.ip_network(e, strict=False)
         except ValueError:
             continue
-        if not (sub.version == net.version and sub.subnet_of(net)) or sub == net:  # type: ignore[arg-type]
+        if not _strict_subnet(sub, net):
             report(join(join(path, "except"), i), f"Invalid value: {e!r}: must be a strict subset of `cidr`")
 
 

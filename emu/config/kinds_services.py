@@ -51,6 +51,11 @@ def _cluster_ip(value: str, path: str, report: Report) -> None:
         ipv4(value, path, report)
 
 
+def _port_name(value: str, path: str, report: Report) -> None:
+    if value:  # optional when the Service has one port; a DNS label when given
+        dns_label_name(value, path, report)
+
+
 def _protocol(value: str, path: str, report: Report) -> None:
     if value == "SCTP":
         report(path, "SCTP is valid Kubernetes but this kernel has no SCTP sockets; use TCP or UDP")
@@ -230,7 +235,7 @@ ENDPOINT_SLICE = Obj(
         "ports": List(
             Obj(
                 {
-                    "name": Str(extra=lambda v, p, r: v and dns_label_name(v, p, r)),
+                    "name": Str(extra=_port_name),
                     "port": Int(1, 65535),
                     "protocol": Str(choices=("TCP", "UDP", "SCTP"), extra=_protocol),
                     "appProtocol": AnyValue(),

@@ -16,10 +16,12 @@ import yaml
 from emu.config import crds, openapi, registry
 from emu.config.cluster import CLUSTER, build_cluster_spec, check_manifests, check_spec
 from emu.config.kinds import build_unstructured, meta_schema, secret_check, typed_kinds
-from emu.config.schema import collecting_no_effect, join
+from emu.config.schema import Report, collecting_no_effect, join
 from emu.errors import Problem, ValidationError
 from emu.gateway.model import GATEWAY_KINDS
-from emu.model.objects import ClusterConfig, ClusterSpec, Manifests, Namespace
+from emu.model.objects import ClusterConfig, ClusterSpec, KubeObject, Manifests, Namespace, Pod, Unstructured, Workload
+from emu.model.policy import NetworkPolicy
+from emu.model.services import EndpointSlice, Service
 
 # libyaml's loader when PyYAML has it: the pure-Python one takes ~2.6 ms per object,
 # more than validating it.
@@ -33,7 +35,7 @@ class Collector:
     def at(self, file: str, path: str, message: str) -> None:
         self.problems.append(Problem(file, path, message))
 
-    def reporter(self, file: str, prefix: str = ""):  # type: ignore[no-untyped-def]
+    def reporter(self, file: str, prefix: str = "") -> Report:
         def report(path: str, message: str) -> None:
             full = f"{prefix}{path}" if prefix and path else (prefix.rstrip(".") if prefix else path)
             self.at(file, full, message)
@@ -69,7 +71,7 @@ def _yaml_docs(file: str, text: str, c: Collector) -> list[Any]:
 class ParsedManifests:
     manifests: Manifests
     where: dict[str, tuple[str, str]]  # "Kind/ns/name" → (file, path)
-    order: list[tuple[str, Any]]  # (key, object) in document order
+    order: list[tuple[str, KubeObject]]  # (key, object) in document order
     no_effect: list[tuple[str, str]] = field(default_factory=list)  # (file, path) of fields kemu accepts and ignores
 
 
@@ -91,7 +93,7 @@ def _kind_problem(raw: dict[str, Any]) -> tuple[str, str] | None:
     return "kind", f'no matches for kind "{kind}" in version "{api}" (see `kemu api-resources`)'
 
 
-def _check_document(raw: dict[str, Any], report: Any, no_effect: list[str]) -> dict[str, Any]:
+def _check_document(raw: dict[str, Any], report: Report, no_effect: list[str]) -> dict[str, Any]:
     """Structure from the OpenAPI schema, then kemu's (the API server's) own rules; the
     document as the API server stores it (a CRD's defaults filled in)."""
     if crds.has_crd(raw["apiVersion"], raw["kind"]):
@@ -134,7 +136,7 @@ def _as_written(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _build(raw: dict[str, Any]) -> Any:
+def _build(raw: dict[str, Any]) -> KubeObject:
     raw = _as_written(raw)
     typed = typed_kinds().get(raw["kind"])
     if typed is not None:
@@ -142,15 +144,15 @@ def _build(raw: dict[str, Any]) -> Any:
     return build_unstructured(raw, registry.is_namespaced(raw["kind"]))
 
 
-def object_key(kind: str, obj: Any) -> str:
-    ns = getattr(obj.meta, "namespace", "")
+def object_key(kind: str, obj: KubeObject) -> str:
+    ns = obj.meta.namespace
     return f"{kind}/{ns}/{obj.meta.name}" if ns else f"{kind}/{obj.meta.name}"
 
 
 def parse_manifest_docs(docs: list[tuple[str, str, Any]], c: Collector) -> ParsedManifests:
     """Validate and build each (file, path, raw document); skip the ones with problems."""
     where: dict[str, tuple[str, str]] = {}
-    order: list[tuple[str, Any]] = []
+    order: list[tuple[str, KubeObject]] = []
     no_effect: list[tuple[str, str]] = []
     for file, path, raw in docs:
         if not isinstance(raw, dict):
@@ -208,27 +210,32 @@ def install_rank(kind: str) -> int:
     return INSTALL_ORDER.index(kind) if kind in INSTALL_ORDER else len(INSTALL_ORDER)
 
 
-def manifests_of(order: list[tuple[str, Any]]) -> Manifests:
-    by: dict[str, list[Any]] = {}
-    for key, obj in order:
-        kind = key.split("/", 1)[0]
-        group = (
-            "workloads"
-            if kind in WORKLOAD_KINDS
-            else kind
-            if kind in ("Namespace", "Pod", "Service", "EndpointSlice", "NetworkPolicy")
-            else "others"
-        )
-        by.setdefault(group, []).append(obj)
-    return Manifests(
-        tuple(by.get("Namespace", ())),
-        tuple(by.get("Pod", ())),
-        tuple(by.get("workloads", ())),
-        tuple(by.get("Service", ())),
-        tuple(by.get("EndpointSlice", ())),
-        tuple(by.get("NetworkPolicy", ())),
-        tuple(by.get("others", ())),
-    )
+def manifests_of(order: list[tuple[str, KubeObject]]) -> Manifests:
+    """The objects grouped by what they are (each kind has one model class; every
+    workload kind is a Workload, every kind without a model an Unstructured)."""
+    namespaces: list[Namespace] = []
+    pods: list[Pod] = []
+    workloads: list[Workload] = []
+    services: list[Service] = []
+    slices: list[EndpointSlice] = []
+    policies: list[NetworkPolicy] = []
+    others: list[Unstructured] = []
+    for _, obj in order:
+        if isinstance(obj, Namespace):
+            namespaces.append(obj)
+        elif isinstance(obj, Pod):
+            pods.append(obj)
+        elif isinstance(obj, Workload):
+            workloads.append(obj)
+        elif isinstance(obj, Service):
+            services.append(obj)
+        elif isinstance(obj, EndpointSlice):
+            slices.append(obj)
+        elif isinstance(obj, NetworkPolicy):
+            policies.append(obj)
+        else:
+            others.append(obj)
+    return Manifests(tuple(namespaces), tuple(pods), tuple(workloads), tuple(services), tuple(slices), tuple(policies), tuple(others))
 
 
 def _docs_of_file(file: str, c: Collector) -> list[tuple[str, str, Any]]:
@@ -279,7 +286,8 @@ def load_cluster_file(file: str) -> ClusterConfig:
     CLUSTER.check(raw, "", c.reporter(file))
     spec_raw = raw.get("spec") if isinstance(raw, dict) else None
     if not isinstance(spec_raw, dict):
-        c.raise_if_any()
+        c.raise_if_any()  # CLUSTER.check has reported it
+        raise ValidationError([Problem(file, "spec", "Required value")])
     spec_ok = not any(p.path == "spec" or (p.path.startswith("spec.") and not p.path.startswith("spec.resources")) for p in c.problems)
     docs_in = [(file, f"spec.resources[{i}]", d) for i, d in enumerate(spec_raw.get("resources") or [])]
     if not spec_ok:

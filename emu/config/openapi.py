@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError as SchemaError
     from jsonschema.protocols import Validator
-    from referencing import Registry, Resolver
+    from referencing import Registry
+    from referencing._core import Resolver  # referencing exports it only from here
 
 Problem = tuple[str, str]
 
@@ -219,7 +220,8 @@ def _validator_class() -> type[Validator]:
     # it a string (a ConfigMap value, a creationTimestamp): so does this check.
     types = Draft202012Validator.TYPE_CHECKER.redefine("string", lambda _, value: isinstance(value, str | datetime.date))
     keywords = {"properties": properties, "items": items, "additionalProperties": additional}
-    return extend(Draft202012Validator, keywords, type_checker=types)  # type: ignore[no-any-return]
+    extended: type[Validator] = extend(Draft202012Validator, keywords, type_checker=types)  # type: ignore[no-untyped-call]  # unannotated in types-jsonschema
+    return extended
 
 
 def _schema_dir() -> str:
@@ -347,6 +349,9 @@ def _collect(raw: dict[str, Any], errors: Iterable[SchemaError]) -> list[Problem
 def _translate(error: SchemaError) -> Iterator[tuple[list[Any], str]]:
     where = list(error.absolute_path)
     instance, schema, keyword = error.instance, error.schema, error.validator
+    # The keyword's value in the schema: any JSON (the stubs allow jsonschema's "unset"
+    # marker too, which an error from validation never carries).
+    rule: Any = error.validator_value
     if keyword == "additionalProperties" and isinstance(instance, dict) and isinstance(schema, dict):
         known = schema.get("properties", {})
         patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
@@ -354,7 +359,7 @@ def _translate(error: SchemaError) -> Iterator[tuple[list[Any], str]]:
             if name not in known and not any(p.search(str(name)) for p in patterns):
                 yield [*where, name], f'unknown field "{name}"'
     elif keyword == "required" and isinstance(instance, dict):
-        for name in error.validator_value:
+        for name in rule:
             if name not in instance:
                 yield [*where, name], "Required value"
     elif keyword == "type":
@@ -362,14 +367,14 @@ def _translate(error: SchemaError) -> Iterator[tuple[list[Any], str]]:
             # Only required fields are non-nullable in these schemas: null is a missing value.
             yield where, "Required value"
         else:
-            yield where, _type_message(instance, *_types(error.validator_value))
+            yield where, _type_message(instance, *_types(rule))
     elif keyword == "enum":
-        supported = ", ".join(show(v) for v in error.validator_value if v is not None)
+        supported = ", ".join(show(v) for v in rule if v is not None)
         yield where, f"Unsupported value: {show(instance)}: supported values: {supported}"
     elif keyword in ("oneOf", "anyOf"):
         if instance is None:
             return  # int-or-string and quantities allow null in every branch; kubectl accepts it
-        branches = error.validator_value
+        branches = rule
         simple = all(isinstance(b, dict) and set(b) <= {"type", "format"} for b in branches)
         if simple:
             types = [t for b in branches for t in _types(b.get("type", ()))]

@@ -170,10 +170,11 @@ def _rolling_update(
                 n_unavailable += 1  # the manage loop sorts this node out
             elif new is not None:
                 n_unavailable += 0 if avail(new) else 1
-            elif old is not None and not avail(old):
-                allowed.append((n.name, old))
-            elif n_unavailable < unavailable:
-                candidates.append((n.name, old))
+            elif old is not None:  # always, as new is None here
+                if not avail(old):
+                    allowed.append((n.name, old))
+                elif n_unavailable < unavailable:
+                    candidates.append((n.name, old))
         room = max(0, min(unavailable - n_unavailable, len(candidates)))
         for node, p in allowed + candidates[:room]:
             delete(node, p)

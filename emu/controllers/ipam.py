@@ -43,8 +43,9 @@ class AddressPlan:
 
 
 def plan_addresses(spec: ClusterSpec) -> AddressPlan:
-    node_net = ipaddress.ip_network(spec.node_cidr)
-    pod_net = ipaddress.ip_network(spec.pod_cidr)
+    # IPv4 only (emu/config/schema.py's cidr check refuses the others).
+    node_net = ipaddress.IPv4Network(spec.node_cidr)
+    pod_net = ipaddress.IPv4Network(spec.pod_cidr)
     node_ranges = pod_net.subnets(new_prefix=24)
     # .1 of the node network is left free (where a real network has its router).
     next_host = 2
@@ -64,8 +65,8 @@ def plan_addresses(spec: ClusterSpec) -> AddressPlan:
         )
         next_host += 1
     hosts = []
-    for decl in spec.external_hosts:
-        hosts.append(HostAddr(decl.name, str(node_net.network_address + next_host), node_net.prefixlen))
+    for host in spec.external_hosts:
+        hosts.append(HostAddr(host.name, str(node_net.network_address + next_host), node_net.prefixlen))
         next_host += 1
     return AddressPlan(tuple(nodes), tuple(hosts))
 

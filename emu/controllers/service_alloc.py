@@ -10,6 +10,8 @@ pool, as MetalLB's controller assigns them; an exhausted pool leaves the Service
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
+from typing import TypeVar
 
 from emu.controllers.lb_pool import pool_addresses
 from emu.errors import Problem, ValidationError
@@ -19,6 +21,17 @@ from emu.model.services import Service, ServiceStatus
 NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
 # 10.96.0.1 is the `kubernetes` Service's and 10.96.0.10 cluster DNS's by convention.
 RESERVED_OFFSETS = (1, 10)
+
+_T = TypeVar("_T")
+
+
+def _next_free(it: Iterator[_T], used: set[_T]) -> _T | None:
+    """The next value of `it` not in `used` (now taken), or None when `it` runs out."""
+    for v in it:
+        if v not in used:
+            used.add(v)
+            return v
+    return None
 
 
 def port_key(svc: Service, i: int) -> str:
@@ -109,37 +122,30 @@ def allocate(
     free_port = iter(range(NODE_PORT_MIN, NODE_PORT_MAX + 1))
     free_lb = iter(pool)
 
-    def next_free(it, used: set) -> object:  # type: ignore[no-untyped-def, type-arg]
-        for v in it:
-            if v not in used:
-                used.add(v)
-                return v
-        return None
-
     for svc in services:
         st = out[svc.key]
-        ip = st.cluster_ip
-        if not ip and svc.type != "ExternalName" and not svc.headless:
-            ip = next_free(free_ip, used_ips)  # type: ignore[assignment]
-            if ip is None:
+        cluster_ip: str | None = st.cluster_ip
+        if not cluster_ip and svc.type != "ExternalName" and not svc.headless:
+            cluster_ip = _next_free(free_ip, used_ips)
+            if cluster_ip is None:
                 problems.append(Problem("<cluster>", svc.key, f"no free ClusterIP left in {net}"))
         ports = dict(st.node_ports)
         if svc.has_node_ports:
             for i in range(len(svc.ports)):
                 k = port_key(svc, i)
                 if k not in ports:
-                    got = next_free(free_port, used_ports)
+                    got = _next_free(free_port, used_ports)
                     if got is None:
                         problems.append(Problem("<cluster>", svc.key, "no free NodePort left"))
                     else:
-                        ports[k] = got  # type: ignore[assignment]
+                        ports[k] = got
         hc = st.health_check_node_port
         if svc.type == "LoadBalancer" and svc.external_traffic_policy == "Local" and not hc:
-            hc = next_free(free_port, used_ports) or 0  # type: ignore[assignment]
+            hc = _next_free(free_port, used_ports) or 0
         lb = st.lb_ip
         if svc.type == "LoadBalancer" and not lb:
-            lb = next_free(free_lb, used_lb) or ""  # type: ignore[assignment]  # pool empty: <pending>
-        out[svc.key] = ServiceStatus(ip or "", ports, hc, lb)
+            lb = _next_free(free_lb, used_lb) or ""  # pool empty: <pending>
+        out[svc.key] = ServiceStatus(cluster_ip or "", ports, hc, lb)
     if problems:
         raise ValidationError(problems)
     return out

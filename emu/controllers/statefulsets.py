@@ -51,14 +51,14 @@ def reconcile(sts: Workload, pods: list[ObservedPod], current: Workload | None =
     res = Result()
     live: dict[int, ObservedPod] = {}
     dying: set[int] = set()
-    for p in pods:
-        n = ordinal(sts, p.pod)
+    for observed in pods:
+        n = ordinal(sts, observed.pod)
         if n is None:
             continue
-        if p.terminating:
+        if observed.terminating:
             dying.add(n)
         else:
-            live[n] = p
+            live[n] = observed
     monotonic = sts.pod_management_policy != "Parallel"
     rolling = sts.strategy.type == "RollingUpdate"
     partition = max(sts.strategy.partition, 0)

@@ -5,8 +5,34 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Any
+from typing import Any, Literal, Unpack, overload
 
+from emu.daemon.protocol import (
+    ApplyArgs,
+    ApplyResult,
+    DeleteArgs,
+    DeleteFileArgs,
+    DeleteResult,
+    DownResult,
+    ExplainArgs,
+    ExplainResult,
+    GetArgs,
+    GetResult,
+    LabelArgs,
+    LabelResult,
+    LogsArgs,
+    LogsResult,
+    NamedArgs,
+    NoArgs,
+    ObjectResult,
+    ProbeArgs,
+    ProbeResult,
+    RolloutStatusArgs,
+    RolloutStatusResult,
+    ScaleArgs,
+    StatusResult,
+    encode_request,
+)
 from emu.dataplane.ownership import Record, list_clusters
 from emu.errors import DaemonError, KemuError, NotFoundError
 
@@ -28,13 +54,43 @@ def pick_cluster(name: str | None) -> str:
     return running[0]
 
 
+# One signature per op (emu/daemon/protocol.py): the keyword arguments are the request's
+# args, checked against the op's shape; `timeout` is the socket's own.
+@overload
+def request(cluster: str, op: Literal["status"], timeout: float = ..., **args: Unpack[NoArgs]) -> StatusResult: ...
+@overload
+def request(cluster: str, op: Literal["get"], timeout: float = ..., **args: Unpack[GetArgs]) -> GetResult: ...
+@overload
+def request(cluster: str, op: Literal["apply"], timeout: float = ..., **args: Unpack[ApplyArgs]) -> ApplyResult: ...
+@overload
+def request(cluster: str, op: Literal["explain"], timeout: float = ..., **args: Unpack[ExplainArgs]) -> ExplainResult: ...
+@overload
+def request(cluster: str, op: Literal["delete_file"], timeout: float = ..., **args: Unpack[DeleteFileArgs]) -> DeleteResult: ...
+@overload
+def request(cluster: str, op: Literal["delete"], timeout: float = ..., **args: Unpack[DeleteArgs]) -> DeleteResult: ...
+@overload
+def request(cluster: str, op: Literal["label"], timeout: float = ..., **args: Unpack[LabelArgs]) -> LabelResult: ...
+@overload
+def request(cluster: str, op: Literal["scale"], timeout: float = ..., **args: Unpack[ScaleArgs]) -> ObjectResult: ...
+@overload
+def request(
+    cluster: str, op: Literal["rollout_status"], timeout: float = ..., **args: Unpack[RolloutStatusArgs]
+) -> RolloutStatusResult: ...
+@overload
+def request(cluster: str, op: Literal["rollout_restart"], timeout: float = ..., **args: Unpack[NamedArgs]) -> ObjectResult: ...
+@overload
+def request(cluster: str, op: Literal["logs"], timeout: float = ..., **args: Unpack[LogsArgs]) -> LogsResult: ...
+@overload
+def request(cluster: str, op: Literal["probe"], timeout: float = ..., **args: Unpack[ProbeArgs]) -> ProbeResult: ...
+@overload
+def request(cluster: str, op: Literal["down"], timeout: float = ..., **args: Unpack[NoArgs]) -> DownResult: ...
 def request(cluster: str, op: str, timeout: float = 300.0, **args: Any) -> Any:
     path = Record.load(cluster).data["socket"]
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
         s.connect(path)
-        s.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
+        s.sendall(encode_request(op, args))
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(1 << 16)

@@ -1,4 +1,5 @@
-"""The control socket: one JSON request per connection, one JSON answer.
+"""The control socket: one JSON request per connection, one JSON answer (the shapes:
+emu/daemon/protocol.py).
 
 The socket lives in /run/kemu/<cluster>/ (mode 0700) with mode 0600, and the peer's
 credentials (SO_PEERCRED) must be root's: a cluster's namespaces are root's business.
@@ -23,6 +24,24 @@ from emu.cluster.probing import probe_cluster
 from emu.cluster.runtime import Cluster
 from emu.config import registry
 from emu.config.loader import load_manifest_texts
+from emu.daemon.protocol import (
+    ApplyArgs,
+    ApplyResult,
+    DeleteArgs,
+    DeleteFileArgs,
+    DeleteResult,
+    LogsArgs,
+    LogsResult,
+    ProbeArgs,
+    ProbeResult,
+    Request,
+    Response,
+    RolloutStatusArgs,
+    RolloutStatusResult,
+    Scope,
+    Sources,
+    decode_request,
+)
 from emu.errors import KemuError, NotFoundError, Problem, ValidationError
 from emu.gateway.model import GATEWAY_KINDS
 from emu.model.selectors import parse_selector
@@ -42,24 +61,26 @@ def _deleted_line(kind: str, name: str) -> str:
     return f'{info.resource if info else kind.lower()} "{name}" deleted'
 
 
-def _namespace(kind: str, a: dict[str, Any]) -> str | None:
+def _namespace(kind: str, a: Scope) -> str | None:
     if not registry.is_namespaced(kind) or a.get("all_namespaces"):
         return None
     return a.get("namespace") or "default"
 
 
-def _texts(a: dict[str, Any]) -> list[tuple[str, str]]:
-    if a.get("docs") is not None:
-        return [(str(label), str(text)) for label, text in a["docs"]]
+def _texts(a: Sources) -> list[tuple[str, str]]:
+    docs = a.get("docs")
+    if docs is not None:
+        return [(str(label), str(text)) for label, text in docs]
     with open(a["file"], encoding="utf-8") as f:  # the first protocol: one path
         return [(a["file"], f.read())]
 
 
-def _delete_many(c: Cluster, kind: str, a: dict[str, Any]) -> list[str]:
+def _delete_many(c: Cluster, kind: str, a: DeleteArgs) -> list[str]:
     ns = _namespace(kind, a)
     names = list(a.get("names") or ([a["name"]] if a.get("name") else []))
-    if a.get("selector") or a.get("all"):
-        sel = parse_selector(a["selector"]) if a.get("selector") else None
+    selector = a.get("selector")
+    if selector or a.get("all"):
+        sel = parse_selector(selector) if selector else None
         names += [o["metadata"]["name"] for o in views.objects(c, kind, ns, None, sel)]
     if not names:
         raise ValidationError(
@@ -78,7 +99,44 @@ def _delete_many(c: Cluster, kind: str, a: dict[str, Any]) -> list[str]:
     return done
 
 
-def _logs(c: Cluster, a: dict[str, Any]) -> dict[str, Any]:
+def _delete_file(c: Cluster, a: DeleteFileArgs) -> DeleteResult:
+    parsed = load_manifest_texts(_texts(a))
+    done = []
+    for key, obj in reversed(parsed.order):
+        kind = key.split("/")[0]
+        try:
+            c.delete(kind, obj.meta.namespace, obj.meta.name)
+        except NotFoundError:
+            if not a.get("ignore_not_found"):
+                raise
+            continue
+        done.append(_deleted_line(kind, obj.meta.name))
+    return {"deleted": done}
+
+
+def _apply(c: Cluster, a: ApplyArgs) -> ApplyResult:
+    parsed = load_manifest_texts(_texts(a), a.get("namespace"))
+    changes = c.apply(parsed)
+    warnings: list[str] = []
+    if any(kind in GATEWAY_KINDS for kind, *_ in changes.results):
+        late = c.wait_gateways(GATEWAY_WAIT)
+        if late:
+            warnings.append(f"not programmed yet after {GATEWAY_WAIT:.0f}s: {', '.join(late)}")
+    if parsed.manifests.network_policies and not c.spec.network_policy:
+        warnings.append(
+            "spec.networkPolicy is false: NetworkPolicies are accepted and have no effect (as with a pod network that does not implement them)"
+        )
+    if c.syncer is not None:
+        # The store took the change; a node whose kernel refused it says so (and retries).
+        for (plane, node), err in sorted(c.syncer.failing().items()):
+            warnings.append(f"node {node}: {plane} not synced ({err}); retrying, see `kemu describe node {node}`")
+    return {
+        "results": [_result_line(kind, name, verb) for kind, _ns, name, verb in changes.results],
+        "warnings": warnings,
+    }
+
+
+def _logs(c: Cluster, a: LogsArgs) -> LogsResult:
     ns, name = a.get("namespace") or "default", a["pod"]
     st = c.pods.get(f"{ns}/{name}")
     if st is None:
@@ -100,7 +158,7 @@ def _logs(c: Cluster, a: dict[str, Any]) -> dict[str, Any]:
         return {"text": ""}
 
 
-def _rollout_status(c: Cluster, kind: str, a: dict[str, Any]) -> dict[str, Any]:
+def _rollout_status(c: Cluster, kind: str, a: RolloutStatusArgs) -> RolloutStatusResult:
     ns, name = a.get("namespace") or "default", a["name"]
     deadline = time.monotonic() + float(a.get("rollout_timeout") or 3600)
     while True:
@@ -126,83 +184,62 @@ def _rollout_status(c: Cluster, kind: str, a: dict[str, Any]) -> dict[str, Any]:
         time.sleep(0.1)
 
 
-def handle_request(c: Cluster, req: dict[str, Any], on_down: Callable[[], None]) -> Any:
-    op = req.get("op")
-    a = req.get("args") or {}
-    if op == "status":
+def _probe(c: Cluster, a: ProbeArgs) -> ProbeResult:
+    results = probe_cluster(c, a.get("to", "pods"), a.get("ports"), a.get("protocols"), float(a.get("probe_timeout") or 1.0))
+    rows = [r.as_json() for r in results]
+    if a.get("expect"):
+        for row in rows:
+            row["expected"] = expected(c, dict(row))
+    return rows
+
+
+def handle_request(c: Cluster, req: Request, on_down: Callable[[], None]) -> Response:
+    """One request (as decode_request reads it), answered; raises KemuError for the client."""
+    if req["op"] == "status":
         return {"cluster": c.name, "pid": os.getpid(), "pods": len(c.pods), "unready": c.wait_ready(0)}
-    if op == "get":
+    if req["op"] == "get":
+        a = req["args"]
         kind = registry.canonical_kind(a["kind"])
         if kind == "Event":
             return []
-        sel = parse_selector(a["selector"]) if a.get("selector") else None
+        selector = a.get("selector")
+        sel = parse_selector(selector) if selector else None
         return views.objects(c, kind, _namespace(kind, a), a.get("name"), sel)
-    if op == "apply":
-        parsed = load_manifest_texts(_texts(a), a.get("namespace"))
-        changes = c.apply(parsed)
-        warnings: list[str] = []
-        if any(kind in GATEWAY_KINDS for kind, *_ in getattr(changes, "results", [])):
-            late = c.wait_gateways(GATEWAY_WAIT)
-            if late:
-                warnings.append(f"not programmed yet after {GATEWAY_WAIT:.0f}s: {', '.join(late)}")
-        if parsed.manifests.network_policies and not c.spec.network_policy:
-            warnings.append(
-                "spec.networkPolicy is false: NetworkPolicies are accepted and have no effect (as with a pod network that does not implement them)"
-            )
-        if c.syncer is not None:
-            # The store took the change; a node whose kernel refused it says so (and retries).
-            for (plane, node), err in sorted(c.syncer.failing().items()):
-                warnings.append(f"node {node}: {plane} not synced ({err}); retrying, see `kemu describe node {node}`")
-        results = [_result_line(kind, name, verb) for kind, _ns, name, verb in getattr(changes, "results", [])]
-        return {
-            "results": results,
-            "warnings": warnings,
-        }
-    if op == "explain":
-        return explain(c, a["src"], a["dst"], a.get("port"), a.get("protocol"))
-    if op == "delete_file":
-        parsed = load_manifest_texts(_texts(a))
-        done = []
-        for key, obj in reversed(parsed.order):
-            kind = key.split("/")[0]
-            try:
-                c.delete(kind, getattr(obj.meta, "namespace", ""), obj.meta.name)
-            except NotFoundError:
-                if not a.get("ignore_not_found"):
-                    raise
-                continue
-            done.append(_deleted_line(kind, obj.meta.name))
-        return {"deleted": done}
-    if op == "delete":
-        return {"deleted": _delete_many(c, registry.canonical_kind(a["kind"]), a)}
-    if op == "label":
-        kind = registry.canonical_kind(a["kind"])
-        c.label(kind, a.get("namespace") or "default", a["name"], a.get("set") or {}, a.get("remove") or [], bool(a.get("overwrite")))
-        return {"labeled": f"{kind}/{a['name']}"}
-    if op == "scale":
-        kind = registry.canonical_kind(a["kind"])
-        c.scale(kind, a.get("namespace") or "default", a["name"], int(a["replicas"]))
-        return {"result": _result_line(kind, a["name"], "scaled")}
-    if op == "rollout_status":
-        return _rollout_status(c, registry.canonical_kind(a["kind"]), a)
-    if op == "rollout_restart":
-        kind = registry.canonical_kind(a["kind"])
-        c.restart(kind, a.get("namespace") or "default", a["name"])
-        return {"result": _result_line(kind, a["name"], "restarted")}
-    if op == "logs":
-        return _logs(c, a)
-    if op == "probe":
-        results = probe_cluster(c, a.get("to", "pods"), a.get("ports"), a.get("protocols"), float(a.get("probe_timeout") or 1.0))
-        rows = [r.as_json() for r in results]
-        if a.get("expect"):
-            for row in rows:
-                row["expected"] = expected(c, row)
-        return rows
-    if op == "down":
+    if req["op"] == "apply":
+        return _apply(c, req["args"])
+    if req["op"] == "explain":
+        e = req["args"]
+        return explain(c, e["src"], e["dst"], e.get("port"), e.get("protocol"))
+    if req["op"] == "delete_file":
+        return _delete_file(c, req["args"])
+    if req["op"] == "delete":
+        return {"deleted": _delete_many(c, registry.canonical_kind(req["args"]["kind"]), req["args"])}
+    if req["op"] == "label":
+        la = req["args"]
+        kind = registry.canonical_kind(la["kind"])
+        c.label(kind, la.get("namespace") or "default", la["name"], la.get("set") or {}, la.get("remove") or [], bool(la.get("overwrite")))
+        return {"labeled": f"{kind}/{la['name']}"}
+    if req["op"] == "scale":
+        sa = req["args"]
+        kind = registry.canonical_kind(sa["kind"])
+        c.scale(kind, sa.get("namespace") or "default", sa["name"], int(sa["replicas"]))
+        return {"result": _result_line(kind, sa["name"], "scaled")}
+    if req["op"] == "rollout_status":
+        return _rollout_status(c, registry.canonical_kind(req["args"]["kind"]), req["args"])
+    if req["op"] == "rollout_restart":
+        ra = req["args"]
+        kind = registry.canonical_kind(ra["kind"])
+        c.restart(kind, ra.get("namespace") or "default", ra["name"])
+        return {"result": _result_line(kind, ra["name"], "restarted")}
+    if req["op"] == "logs":
+        return _logs(c, req["args"])
+    if req["op"] == "probe":
+        return _probe(c, req["args"])
+    if req["op"] == "down":
         c.down()
         on_down()
         return {"down": c.name}
-    raise KemuError(f"unknown request {op!r}")
+    raise KemuError(f"unknown request {req['op']!r}")
 
 
 class ControlServer:
@@ -221,7 +258,7 @@ class ControlServer:
                     self._send({"ok": False, "error": "permission denied: kemu's control socket is root's", "exit_code": 1})
                     return
                 try:
-                    req = json.loads(self.rfile.readline())
+                    req = decode_request(self.rfile.readline())
                     result = handle_request(outer.cluster, req, outer.request_down)
                     self._send({"ok": True, "result": result})
                 except ValidationError as e:

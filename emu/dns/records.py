@@ -304,14 +304,18 @@ def write_state(path: str, index: Index) -> None:
     head = {"format": STATE_FORMAT, "serial": index.serial, "ttl": index.ttl, "zones": list(index.zones), "pod_zone": index.pod_zone}
     head["recursive"] = index.recursive
     lines = [json.dumps(head)]
-    for key, data in (("records", list(index.records.items())), ("ents", sorted(index.ents)), ("endpoints", list(index.endpoints.items()))):
-        for i in range(0, len(data), CHUNK):
-            part = data[i : i + CHUNK]
-            lines.append(json.dumps({key: dict(part) if key != "ents" else part}, separators=(",", ":")))
+    records, ents, endpoints = list(index.records.items()), sorted(index.ents), list(index.endpoints.items())
+    lines += [_chunk_line("records", dict(records[i : i + CHUNK])) for i in range(0, len(records), CHUNK)]
+    lines += [_chunk_line("ents", ents[i : i + CHUNK]) for i in range(0, len(ents), CHUNK)]
+    lines += [_chunk_line("endpoints", dict(endpoints[i : i + CHUNK])) for i in range(0, len(endpoints), CHUNK)]
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(tmp, path)
+
+
+def _chunk_line(key: str, part: object) -> str:
+    return json.dumps({key: part}, separators=(",", ":"))
 
 
 def load_state(path: str, pause: Callable[[], None] | None = None) -> Index:

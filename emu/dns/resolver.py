@@ -158,7 +158,14 @@ def _forward(resp: dns.message.Message, query: dns.message.Message, upstream: Up
     return resp, True
 
 
-def _resolve(index: Index, resp: dns.message.Message, qname: dns.name.Name, qtype: int, upstream: Upstream | None, deps: list[str]) -> bool:
+def _resolve(
+    index: Index,
+    resp: dns.message.Message,
+    qname: dns.name.Name,
+    qtype: dns.rdatatype.RdataType,
+    upstream: Upstream | None,
+    deps: list[str],
+) -> bool:
     """Fill resp's sections; True when upstream was asked (the answer is not ours alone)."""
     owner = qname
     seen: set[str] = set()
@@ -193,7 +200,7 @@ def _resolve(index: Index, resp: dns.message.Message, qname: dns.name.Name, qtyp
     return False
 
 
-def _chase_out(resp: dns.message.Message, target: dns.name.Name, qtype: int, upstream: Upstream | None) -> bool:
+def _chase_out(resp: dns.message.Message, target: dns.name.Name, qtype: dns.rdatatype.RdataType, upstream: Upstream | None) -> bool:
     """An ExternalName pointing outside our zones: ask upstream for the target, as CoreDNS does."""
     if upstream is None:
         return False  # the CNAME alone; the client may resolve the target itself
@@ -206,7 +213,7 @@ def _chase_out(resp: dns.message.Message, target: dns.name.Name, qtype: int, ups
 
 
 def _rrset(index: Index, owner: dns.name.Name, rdtype: int, texts: list[str]) -> dns.rrset.RRset:
-    rrset = dns.rrset.RRset(owner, IN, rdtype)
+    rrset = dns.rrset.RRset(owner, IN, dns.rdatatype.RdataType.make(rdtype))
     for text in texts:
         rrset.add(_rdata(rdtype, text), index.ttl)
     return rrset
@@ -214,14 +221,16 @@ def _rrset(index: Index, owner: dns.name.Name, rdtype: int, texts: list[str]) ->
 
 def _rdata(rdtype: int, text: str) -> dns.rdata.Rdata:
     # The common types built directly: dnspython's text parser takes 2-3 times as long.
+    # (dnspython leaves the rdata classes' constructors unannotated.)
     if rdtype == A:
-        return dns.rdtypes.IN.A.A(IN, A, text)
+        return dns.rdtypes.IN.A.A(IN, A, text)  # type: ignore[no-untyped-call]  # unannotated in dnspython
     if rdtype == SRV:
         priority, weight, port, target = text.split(" ")
-        return dns.rdtypes.IN.SRV.SRV(IN, SRV, int(priority), int(weight), int(port), dns.name.from_text(target))
+        p, w, port_number = int(priority), int(weight), int(port)
+        return dns.rdtypes.IN.SRV.SRV(IN, SRV, p, w, port_number, dns.name.from_text(target))  # type: ignore[no-untyped-call]  # unannotated in dnspython
     if rdtype in _NAME_TYPES:
-        return _NAME_TYPES[rdtype](IN, rdtype, dns.name.from_text(text))
-    return dns.rdata.from_text(IN, rdtype, text, origin=dns.name.root, relativize=False)
+        return _NAME_TYPES[rdtype](IN, rdtype, dns.name.from_text(text))  # type: ignore[no-untyped-call]  # unannotated in dnspython
+    return dns.rdata.from_text(IN, dns.rdatatype.RdataType.make(rdtype), text, origin=dns.name.root, relativize=False)
 
 
 def _rrsets(index: Index, owner: dns.name.Name, recs: tuple[Record, ...], qtype: int) -> list[dns.rrset.RRset]:

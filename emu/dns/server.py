@@ -217,6 +217,7 @@ class DnsServer:
             t0 = clock()
             key = cache_key(data)
             hit = self.gen.udp.get(key)  # no reference to a generation outlives the query: a reload frees the old one
+            cell: list[float] | None  # the metrics cell of the answer's (transport, qtype, rcode)
             if hit is not None:
                 try:
                     sendto(data[:2] + hit[0], addr)

@@ -26,7 +26,7 @@ from emu.gateway.conditions import Stamp
 from emu.gateway.gateway_common import CONTROLLER_NAME, GROUP, key_of, ns_name, proxy_name
 from emu.gateway.gateway_listeners import ListenerState, listener_status, resolve_listeners
 from emu.gateway.gateway_routes import CompiledRoute, compile_route, intersect_hostnames
-from emu.gateway.model import Certificate, Compiled, Frontend, Listener, ProxyConfig, RouteEntry, World
+from emu.gateway.model import Certificate, Compiled, Frontend, Listener, ProxyConfig, RouteEntry, World, is_frontend_protocol
 from emu.gateway.precedence import entry_sort_key, listener_sort_key
 
 __all__ = ["CONTROLLER_NAME", "RouteCache", "compile_gateways"]
@@ -182,9 +182,10 @@ def _proxy_config(world: World, gw: _Gateway) -> ProxyConfig:
         listeners = tuple(
             Listener(name=ls.name, hostname=ls.hostname, entries=_entries(world, gw.attached.get(ls.name, []))) for ls in on_port
         )
-        frontends.append(
-            Frontend(port=port, protocol=on_port[0].protocol, listeners=listeners, certificates=_merge_certificates(on_port))  # type: ignore[arg-type]
-        )
+        protocol = on_port[0].protocol
+        if not is_frontend_protocol(protocol):  # accepted listeners are HTTP or HTTPS (ROUTE_KINDS_BY_PROTOCOL)
+            raise ValueError(f"listener {on_port[0].name}: no frontend serves {protocol!r}")
+        frontends.append(Frontend(port=port, protocol=protocol, listeners=listeners, certificates=_merge_certificates(on_port)))
     return ProxyConfig(name=gw.proxy, frontends=tuple(frontends))
 
 

@@ -11,6 +11,7 @@ Accepted=False when every rule is like that).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,8 @@ from emu.gateway.model import (
     Redirect,
     Rewrite,
     World,
+    is_path_type,
+    is_value_type,
 )
 from emu.gateway.precedence import hostname_covers
 
@@ -107,7 +110,7 @@ def _match(raw: dict[str, Any]) -> Match:
     path = raw.get("path") or {}
     path_type = str(path.get("type") or "PathPrefix")
     value = str(path.get("value") if path.get("value") is not None else "/")
-    if path_type not in ("Exact", "PathPrefix", "RegularExpression"):
+    if not is_path_type(path_type):
         raise RuleError("UnsupportedValue", f"path match type {path_type!r}")
     if path_type == "RegularExpression":
         _check_regex(value, "path")
@@ -119,7 +122,7 @@ def _match(raw: dict[str, Any]) -> Match:
     if method is not None and method not in METHODS:
         raise RuleError("UnsupportedValue", f"method {method!r}")
     return Match(
-        path_type=path_type,  # type: ignore[arg-type]
+        path_type=path_type,
         path=value,
         headers=_value_matches(raw.get("headers"), "header", lambda n: n.lower()),
         query=_value_matches(raw.get("queryParams"), "query parameter", lambda n: n),
@@ -127,18 +130,18 @@ def _match(raw: dict[str, Any]) -> Match:
     )
 
 
-def _value_matches(raw: Any, what: str, fold: Any) -> tuple[HeaderMatch, ...]:
+def _value_matches(raw: Any, what: str, fold: Callable[[str], str]) -> tuple[HeaderMatch, ...]:
     """Header or query parameter matches; of entries with equivalent names only the
     first counts (HTTPHeaderMatch.Name, HTTPQueryParamMatch.Name)."""
     out: dict[str, HeaderMatch] = {}
     for h in raw or ():
         kind = str(h.get("type") or "Exact")
-        if kind not in ("Exact", "RegularExpression"):
+        if not is_value_type(kind):
             raise RuleError("UnsupportedValue", f"{what} match type {kind!r}")
         name, value = str(h.get("name") or ""), str(h.get("value") or "")
         if kind == "RegularExpression":
             _check_regex(value, what)
-        out.setdefault(fold(name), HeaderMatch(name=name, value=value, type=kind))  # type: ignore[arg-type]
+        out.setdefault(fold(name), HeaderMatch(name=name, value=value, type=kind))
     return tuple(out.values())
 
 
@@ -205,7 +208,10 @@ def _action(
 
 def header_modifier(raw: Any) -> HeaderModifier:
     raw = raw if isinstance(raw, dict) else {}
-    pairs = lambda key: tuple((str(h.get("name") or ""), str(h.get("value") or "")) for h in raw.get(key) or () if isinstance(h, dict))  # noqa: E731
+
+    def pairs(key: str) -> tuple[tuple[str, str], ...]:
+        return tuple((str(h.get("name") or ""), str(h.get("value") or "")) for h in raw.get(key) or () if isinstance(h, dict))
+
     return HeaderModifier(set=pairs("set"), add=pairs("add"), remove=tuple(str(n) for n in raw.get("remove") or ()))
 
 

@@ -13,10 +13,23 @@ an HTTPRoute with N hostnames and M matches yields N×M entries, all pointing to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard, get_args
 
 PathType = Literal["Exact", "PathPrefix", "RegularExpression"]
 ValueType = Literal["Exact", "RegularExpression"]
+FrontendProtocol = Literal["HTTP", "HTTPS"]
+
+
+def is_path_type(value: str) -> TypeGuard[PathType]:
+    return value in get_args(PathType)
+
+
+def is_value_type(value: str) -> TypeGuard[ValueType]:
+    return value in get_args(ValueType)
+
+
+def is_frontend_protocol(value: str) -> TypeGuard[FrontendProtocol]:
+    return value in get_args(FrontendProtocol)
 
 
 @dataclass(frozen=True)
@@ -151,7 +164,7 @@ class Listener:
 @dataclass(frozen=True)
 class Frontend:
     port: int
-    protocol: Literal["HTTP", "HTTPS"]
+    protocol: FrontendProtocol
     listeners: tuple[Listener, ...] = ()  # most specific hostname first
     certificates: tuple[Certificate, ...] = ()
 

@@ -180,7 +180,10 @@ def echo_backend(name: str, namespace: str = "default", replicas: int = 1) -> li
 
 def tls_secret(ns: str, name: str, cert_pem: str, key_pem: str) -> dict[str, Any]:
     """A kubernetes.io/tls Secret as the API server stores it (data base64-encoded)."""
-    enc = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+
+    def enc(s: str) -> str:
+        return base64.b64encode(s.encode()).decode()
+
     return {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from emu.model.selectors import LabelSelector
+
+if TYPE_CHECKING:  # they import Meta from here
+    from emu.model.policy import NetworkPolicy
+    from emu.model.services import EndpointSlice, Service
 
 # The label every Namespace carries (Kubernetes >= 1.21 sets it automatically).
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -160,6 +164,10 @@ class PodView:
 class Namespace:
     meta: Meta
 
+    @property
+    def key(self) -> str:
+        return self.meta.name  # cluster-scoped
+
 
 @dataclass(frozen=True)
 class Pod:
@@ -294,10 +302,15 @@ class Manifests:
     namespaces: tuple[Namespace, ...] = ()
     pods: tuple[Pod, ...] = ()
     workloads: tuple[Workload, ...] = ()  # Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs
-    services: tuple[Any, ...] = ()  # emu.model.services.Service
-    endpoint_slices: tuple[Any, ...] = ()  # manual ones, for selector-less Services
-    network_policies: tuple[Any, ...] = ()  # emu.model.policy.NetworkPolicy
+    services: tuple[Service, ...] = ()
+    endpoint_slices: tuple[EndpointSlice, ...] = ()  # manual ones, for selector-less Services
+    network_policies: tuple[NetworkPolicy, ...] = ()
     others: tuple[Unstructured, ...] = ()  # every other kind, stored as written
+
+
+# An object of any kind as emu/config builds it from a manifest (a string: three of the
+# classes live in modules that import this one).
+KubeObject: TypeAlias = "Namespace | Pod | Workload | Service | EndpointSlice | NetworkPolicy | Unstructured"
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ class Capture:
 
 def _child(name: str, iface: str, bpf: str, count: int, timeout: float) -> int:
     netns.enter_process(name)
-    from scapy.all import ICMP, IP, TCP, UDP, conf
+    from scapy.all import conf  # all of scapy: every layer, the platform's sockets
+    from scapy.layers.inet import ICMP, IP, TCP, UDP  # where scapy.all's star-imports find them
 
     sock = conf.L2listen(iface=iface, filter=bpf)
     print("ready", flush=True)

@@ -3,8 +3,8 @@ protocol, all at once on one event loop.
 
 Client sockets are created inside the client pod's namespace (setns on the loop thread
 for the microseconds it takes), so each attempt leaves the pod exactly as the pod's own
-traffic would. TCP counts as connected when the server answers the HTTP request; UDP when
-the `hostname` datagram gets a reply.
+traffic would. TCP counts as connected when the handshake completes (upstream's netpol
+e2e probe, `agnhost connect`, asks no more); UDP when the `hostname` datagram gets a reply.
 """
 
 from __future__ import annotations
@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
+import select
 import socket
+import time
 from dataclasses import dataclass
+from typing import NotRequired, TypedDict
 
 from emu.dataplane import netns
 
 DEFAULT_TIMEOUT = 1.0
-CONCURRENCY = 512
+CONCURRENCY = 512  # UDP attempts in flight
+TCP_WINDOW = 2048  # TCP handshakes in flight (the listen backlogs are 1024 per socket)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,11 @@ class Target:
     protocol: str  # TCP | UDP
 
 
+# A Result as `kemu probe -o json` and the control socket carry it ("from" is a keyword,
+# hence the functional form); "expected" is the NetworkPolicy oracle's verdict (--expect).
+ProbeRow = TypedDict("ProbeRow", {"from": str, "to": str, "port": int, "protocol": str, "connected": bool, "expected": NotRequired[bool]})
+
+
 @dataclass(frozen=True)
 class Result:
     src: str
@@ -44,26 +53,69 @@ class Result:
     connected: bool
     reply: str = ""
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> ProbeRow:
         return {"from": self.src, "to": self.dst, "port": self.port, "protocol": self.protocol, "connected": self.connected}
 
 
-async def _tcp(fd: int, ip: str, port: int, timeout: float) -> tuple[bool, str]:
-    loop = asyncio.get_running_loop()
-    s = netns.socket_in(fd, socket.SOCK_STREAM)
+def connect_all(attempts: list[tuple[int, str, int]], timeout: float, window: int = TCP_WINDOW) -> list[bool]:
+    """TCP handshakes for (netns fd, ip, port) attempts, `window` in flight at once: did
+    each complete within `timeout`? One epoll set, no task per attempt; the sockets of a
+    batch are made with one visit to each client's namespace."""
+    results = [False] * len(attempts)
+    ep = select.epoll()
+    inflight: dict[int, tuple[int, socket.socket, float]] = {}  # socket fd → (attempt, socket, deadline)
+    nxt = 0
     try:
-        async with asyncio.timeout(timeout):
-            await loop.sock_connect(s, (ip, port))
-            await loop.sock_sendall(s, f"GET /hostname HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n".encode())
-            data = b""
-            while chunk := await loop.sock_recv(s, 4096):
-                data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        return head.startswith(b"HTTP/"), body.decode(errors="replace")
-    except (OSError, TimeoutError):
-        return False, ""
+        while nxt < len(attempts) or inflight:
+            if nxt < len(attempts) and len(inflight) < window:
+                batch = list(range(nxt, min(len(attempts), nxt + window - len(inflight))))
+                nxt += len(batch)
+                deadline = time.monotonic() + timeout
+                for i, s in _sockets_for(attempts, batch):
+                    _, ip, port = attempts[i]
+                    err = s.connect_ex((ip, port))
+                    if err == 0:
+                        results[i] = True
+                        s.close()
+                    elif err != errno.EINPROGRESS:
+                        s.close()
+                    else:
+                        ep.register(s.fileno(), select.EPOLLOUT)
+                        inflight[s.fileno()] = (i, s, deadline)
+            now = time.monotonic()
+            wait = max(0.0, min((d for _, _, d in inflight.values()), default=now) - now)
+            for fd, _ev in ep.poll(wait if nxt >= len(attempts) or len(inflight) >= window else 0):
+                i, s, _ = inflight.pop(fd)
+                ep.unregister(fd)
+                results[i] = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                s.close()
+            now = time.monotonic()
+            for fd in [fd for fd, (_, _, d) in inflight.items() if d <= now]:
+                _, s, _ = inflight.pop(fd)
+                ep.unregister(fd)
+                s.close()  # no answer in time: dropped on the way (a policy, no route)
     finally:
-        s.close()
+        for _, s, _ in inflight.values():
+            s.close()
+        ep.close()
+    return results
+
+
+def _sockets_for(attempts: list[tuple[int, str, int]], batch: list[int]) -> list[tuple[int, socket.socket]]:
+    out = []
+    by_ns: dict[int, list[int]] = {}
+    for i in batch:
+        by_ns.setdefault(attempts[i][0], []).append(i)
+    for fd, idx in by_ns.items():
+        netns.set_thread_netns(fd)
+        try:
+            for i in idx:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setblocking(False)
+                out.append((i, s))
+        finally:
+            netns.go_home()
+    return out
 
 
 # UDP probe source ports, handed out in turn: a UDP conntrack entry lives on for 30 s after
@@ -101,15 +153,24 @@ async def _udp(fd: int, ip: str, port: int, timeout: float) -> tuple[bool, str]:
 
 
 async def run_matrix(clients: list[Client], targets: list[Target], timeout: float = DEFAULT_TIMEOUT) -> list[Result]:
+    """Every client to every target. TCP runs in a worker thread (connect_all) so that this
+    loop, which also serves the pods' sockets, is free to accept; UDP runs here."""
     sem = asyncio.Semaphore(CONCURRENCY)
 
     async def one(c: Client, t: Target) -> Result:
         async with sem:
-            fn = _tcp if t.protocol == "TCP" else _udp
-            ok, reply = await fn(c.netns_fd, t.ip, t.port, timeout)
+            ok, reply = await _udp(c.netns_fd, t.ip, t.port, timeout)
         return Result(c.name, t.name, t.port, t.protocol, ok, reply)
 
-    return list(await asyncio.gather(*(one(c, t) for c in clients for t in targets)))
+    pairs = [(c, t) for c in clients for t in targets]
+    tcp = [(c, t) for c, t in pairs if t.protocol == "TCP"]
+    loop = asyncio.get_running_loop()
+    tcp_done = loop.run_in_executor(None, connect_all, [(c.netns_fd, t.ip, t.port) for c, t in tcp], timeout)
+    udp = await asyncio.gather(*(one(c, t) for c, t in pairs if t.protocol != "TCP"))
+    tcp_ok = await tcp_done
+    got = {(c.name, t.name, t.port, "TCP"): Result(c.name, t.name, t.port, "TCP", ok) for (c, t), ok in zip(tcp, tcp_ok, strict=True)}
+    got |= {(r.src, r.dst, r.port, r.protocol): r for r in udp}
+    return [got[(c.name, t.name, t.port, t.protocol)] for c, t in pairs]
 
 
 def table(results: list[Result]) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import h2.config
 import h2.connection
@@ -37,6 +37,16 @@ WATCH = "/grpc.health.v1.Health/Watch"
 SERVING = 1
 OK, INTERNAL, UNIMPLEMENTED = 0, 13, 12
 MAX_MESSAGE = 64 * 1024  # a health request is a service name; refuse anything silly
+
+
+def header_dict(headers: Iterable[tuple[bytes | str, bytes | str]] | None) -> dict[str, str]:
+    """An event's header fields by name. h2 types them bytes, but with header_encoding set
+    (both connections here set it) it hands them over decoded, as str."""
+    return {_text(name): _text(value) for name, value in headers or ()}
+
+
+def _text(field: bytes | str) -> str:
+    return field if isinstance(field, str) else field.decode()
 
 
 # --- protobuf and gRPC framing, by hand ----------------------------------------------------
@@ -156,7 +166,7 @@ class GrpcHealthProtocol(asyncio.Protocol):
             return
         for ev in events:
             if isinstance(ev, h2.events.RequestReceived):
-                self._request(ev.stream_id, dict(ev.headers or ()))  # type: ignore[arg-type]
+                self._request(ev.stream_id, header_dict(ev.headers))
             elif isinstance(ev, h2.events.DataReceived):
                 call = self.calls.get(ev.stream_id)
                 if call is not None and len(call[1]) < MAX_MESSAGE:
@@ -271,7 +281,7 @@ async def grpc_check(ns_fd: int | None, ip: str, port: int, service: str, timeou
                     return False
                 for ev in conn.receive_data(data):
                     if isinstance(ev, h2.events.ResponseReceived | h2.events.TrailersReceived) and ev.stream_id == sid:
-                        headers = dict(ev.headers or ())  # type: ignore[arg-type]
+                        headers = header_dict(ev.headers)
                         http_status = str(headers.get(":status", http_status))
                         grpc_status = str(headers.get("grpc-status", grpc_status))
                     elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
