@@ -22,13 +22,13 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from emu.netfilter.nft import Nft
+from emu.netfilter.backend import NftBackend, open_backend
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEMU = [sys.executable, "-m", "emu.cli.main"]
 
 
-def restore_ms(nft: Nft, netns_name: str, table: str) -> float:
+def restore_ms(nft: NftBackend, netns_name: str, table: str) -> float:
     subprocess.run(["ip", "netns", "exec", netns_name, "nft", "delete", "table", "ip", table], check=True)
     t0 = time.perf_counter()
     deadline = t0 + 10
@@ -56,7 +56,7 @@ def main() -> int:
         subprocess.run([*KEMU, "up", f.name, "-d"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
         try:
             netns_name = f"kemu-{name}.node-1"
-            nft = Nft(netns_name)
+            nft = open_backend(netns_name)
             tables = ["kemu-proxy" if backend == "nftables" else "nat", "kemu-policy", "kemu-cni"]
             for table in tables:
                 times = [restore_ms(nft, netns_name, table) for _ in range(args.rounds)]

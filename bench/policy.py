@@ -28,7 +28,7 @@ from emu.dataplane import netns
 from emu.dataplane.run import run
 from emu.model.objects import Container, ContainerPort, Meta, PodSpec, PodView
 from emu.model.policy import NetworkPolicy, Peer, PolicyPort, PolicyRule
-from emu.netfilter.nft import Nft
+from emu.netfilter.backend import open_backend
 from emu.policy.compile import NodePolicyInput, compile_ruleset, update_text
 from emu.policy.oracle import View
 
@@ -93,7 +93,7 @@ def main() -> int:
     args = ap.parse_args()
     setup()
     srv = lab.serve(SERVER, 80)
-    nft = Nft(NODE)  # as PolicyPlane: libnftables in-process, bound to the node
+    nft = open_backend(NODE)  # as PolicyPlane: libnftables in-process, bound to the node
     try:
         print(f"{args.pods} pods over {NODES} nodes")
         print(f"{'P':>6} {'compile (all nodes)':>20} {'apply (node-1)':>15} {'label change':>13} {'new-connection latency':>23}")

@@ -25,7 +25,7 @@ import lab
 
 from emu.dataplane import netns
 from emu.dataplane.run import run
-from emu.netfilter.nft import Nft
+from emu.netfilter.backend import open_backend
 from emu.proxy import iptables_render, nft_render
 from emu.proxy.plan import Backend, ProxyPlan, ServicePortPlan
 
@@ -69,7 +69,7 @@ def clear() -> None:
 
 
 def bench(k: int) -> dict[str, dict[str, float]]:
-    nft = Nft(NODE)  # what the proxier uses: libnftables in-process, bound to the node
+    nft = open_backend(NODE)  # what the proxier uses: libnftables in-process, bound to the node
     p0, p1 = plan(k), plan(k, 1)
     last_vip = p0.services[-1].cluster_ip
     res: dict[str, dict[str, float]] = {}

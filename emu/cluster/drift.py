@@ -16,8 +16,8 @@ from emu.dataplane import route_watch
 from emu.dataplane.cni.base import CNIPlugin
 from emu.dataplane.handles import NsHandle
 from emu.dataplane.node_sync import NodeSyncer
+from emu.netfilter.kernel import Netfilter
 from emu.netfilter.monitor import NftMonitor
-from emu.netfilter.nft import Nft
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ NETWORK_PLANE = "network"  # the node's routes and links
 
 
 class DriftRepair:
-    def __init__(self, nodes: dict[str, NsHandle], cni: CNIPlugin, syncer: NodeSyncer, policy_enabled: bool) -> None:
+    def __init__(self, nodes: dict[str, NsHandle], cni: CNIPlugin, syncer: NodeSyncer, policy_enabled: bool, netfilter: Netfilter) -> None:
         self.nodes = nodes
         self.syncer = syncer
         self.cni_tables = cni.owned_tables()
@@ -34,7 +34,7 @@ class DriftRepair:
         self.planes = ["proxy", "hostports", CNI_PLANE] + (["policy"] if policy_enabled else [])
         self._node_of = {h.name: n for n, h in nodes.items()}
         # Made now, with few files open (libnftables' select() aborts above fd 1023).
-        self._nft = {n: Nft(h.name) for n, h in nodes.items()}
+        self._nft = {n: netfilter.nft(h.name) for n, h in nodes.items()}
         self._want = {n: route_watch.snapshot(h) for n, h in nodes.items()}
         for node in nodes:
             syncer.mark_synced(CNI_PLANE, node)  # written by the plugin's setup_node

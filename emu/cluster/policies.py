@@ -9,12 +9,11 @@ import logging
 from emu.controllers.ipam import AddressPlan
 from emu.dataplane.handles import NsHandle
 from emu.dataplane.node_sync import NodeSyncer
-from emu.dataplane.run import run
 from emu.errors import CommandError
 from emu.model.objects import Namespace, PodView
 from emu.model.policy import NetworkPolicy
-from emu.netfilter.nft import Nft
-from emu.policy.compile import TABLE, NodePolicyInput, NodeRuleset, compile_ruleset, update_text
+from emu.netfilter.kernel import Netfilter
+from emu.policy.compile import NodePolicyInput, NodeRuleset, compile_ruleset, update_text
 from emu.policy.oracle import View
 
 log = logging.getLogger(__name__)
@@ -29,13 +28,13 @@ def make_view(addr: AddressPlan, namespaces: dict[str, Namespace], policies: dic
 
 
 class PolicyPlane:
-    def __init__(self, addr: AddressPlan, nodes: dict[str, NsHandle], enabled: bool, syncer: NodeSyncer) -> None:
+    def __init__(self, addr: AddressPlan, nodes: dict[str, NsHandle], enabled: bool, syncer: NodeSyncer, netfilter: Netfilter) -> None:
         self.addr = addr
         self.syncer = syncer
         self.nodes = nodes
         self.enabled = enabled
         self.applied: dict[str, NodeRuleset] = {}
-        self.nft = {n: Nft(h.name) for n, h in nodes.items()} if enabled else {}
+        self.nft = {n: netfilter.nft(h.name) for n, h in nodes.items()} if enabled else {}
         self.syncs = 0
 
     def sync(self, view: View, pods: list[PodView]) -> None:
@@ -63,12 +62,6 @@ class PolicyPlane:
         self.applied[node] = new
         self.syncs += 1
         return True
-
-    def remove(self) -> None:
-        for n, h in self.nodes.items():
-            if n in self.applied:
-                run(["nft", "delete", "table", "ip", TABLE], netns_name=h.name, check=False)
-        self.applied.clear()
 
     def close(self) -> None:
         for ctx in self.nft.values():

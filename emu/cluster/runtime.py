@@ -50,6 +50,7 @@ from emu.dataplane.ownership import ProcRef, Record
 from emu.errors import KemuError, NotFoundError
 from emu.gateway import deploy
 from emu.model.objects import ClusterConfig, ObservedPod, PodView, Unstructured, Workload
+from emu.netfilter.kernel import Netfilter
 from emu.policy.oracle import View
 from emu.workloads import processes
 from emu.workloads.netexec import NetexecServer
@@ -60,8 +61,9 @@ Progress = Callable[[str, int, int], None]
 
 
 class Cluster:
-    def __init__(self, config: ClusterConfig, progress: Progress | None = None) -> None:
+    def __init__(self, config: ClusterConfig, progress: Progress | None = None, netfilter: Netfilter | None = None) -> None:
         self.config = config
+        self.netfilter = netfilter or Netfilter()  # the kernel's; tests may pass fakes
         self.spec = config.spec
         self.name = config.spec.name
         self.progress = progress or (lambda phase, done, total: None)
@@ -109,18 +111,27 @@ class Cluster:
             self.record.update(nodes=self._member_record(self.network.nodes), hosts=self._member_record(self.network.hosts))
             self.syncer = NodeSyncer(self._dirty.set)
             self.services = ServicePlane(
-                self.plan, self.network.nodes, self.spec.proxy, self.spec.pod_cidr, self.spec.service_cidr, self.server.loop, self.syncer
+                self.plan,
+                self.network.nodes,
+                self.spec.proxy,
+                self.spec.pod_cidr,
+                self.spec.service_cidr,
+                self.server.loop,
+                self.syncer,
+                self.netfilter,
             )
-            self.policies = PolicyPlane(self.plan, self.network.nodes, self.spec.network_policy, self.syncer)
-            self.hostports = hostports.HostPorts(self.plan, self.network.nodes, self.syncer)
-            self.drift = DriftRepair(self.network.nodes, self.network.cni, self.syncer, self.spec.network_policy)
+            self.policies = PolicyPlane(self.plan, self.network.nodes, self.spec.network_policy, self.syncer, self.netfilter)
+            self.hostports = hostports.HostPorts(self.plan, self.network.nodes, self.syncer, self.netfilter)
+            self.drift = DriftRepair(self.network.nodes, self.network.cni, self.syncer, self.spec.network_policy, self.netfilter)
             self.gateways = GatewayPlane(self.record.dir)
             system_order = self._system_objects(self._start_dns())
             m = self.config.manifests
             order: list[tuple[str, Any]] = [(f"Namespace/{n.meta.name}", n) for n in m.namespaces]
             order += [(f"Pod/{o.key}", o) for o in m.pods]
             order += [(f"{o.kind}/{o.key}", o) for o in m.workloads]
-            order += [(f"{type(o).__name__}/{o.key}", o) for o in (*m.services, *m.endpoint_slices, *m.network_policies)]
+            order += [(f"Service/{o.key}", o) for o in m.services]
+            order += [(f"EndpointSlice/{o.key}", o) for o in m.endpoint_slices]
+            order += [(f"NetworkPolicy/{o.key}", o) for o in m.network_policies]
             order += [(f"{o.kind}/{o.key}", o) for o in m.others]
             order = system_order + order
             with self.lock:

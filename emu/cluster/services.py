@@ -19,6 +19,7 @@ from emu.dataplane.lb import Announcer, choose_node
 from emu.dataplane.node_sync import NodeSyncer
 from emu.model.objects import PodView
 from emu.model.services import EndpointSlice, Service
+from emu.netfilter.kernel import Netfilter
 from emu.proxy.plan import ProxyPlan, backends_for, compile_plan, usable
 from emu.proxy.proxier import Proxier
 from emu.workloads import healthcheck
@@ -36,13 +37,14 @@ class ServicePlane:
         service_cidr: str,
         loop: asyncio.AbstractEventLoop,
         syncer: NodeSyncer,
+        netfilter: Netfilter,
     ) -> None:
         self.addr = addr
         self.syncer = syncer
         self.nodes = nodes
         self.pod_cidr = pod_cidr
         self.loop = loop
-        self.proxiers = {n: Proxier(h.name, backend) for n, h in nodes.items()}
+        self.proxiers = {n: Proxier(h.name, backend, netfilter) for n, h in nodes.items()}
         self.announcer = Announcer(nodes)
         self.slices: dict[str, list[EndpointSlice]] = {}
         self.plans: dict[str, ProxyPlan] = {}

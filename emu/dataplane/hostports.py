@@ -11,7 +11,7 @@ from emu.controllers.ipam import AddressPlan
 from emu.dataplane.handles import NsHandle
 from emu.dataplane.node_sync import NodeSyncer
 from emu.model.objects import PodView
-from emu.netfilter.nft import Nft
+from emu.netfilter.kernel import Netfilter, drop_table
 
 TABLE = "kemu-hostport"
 
@@ -47,14 +47,14 @@ def rules_for(node: str, pods: list[PodView]) -> list[str]:
 
 
 class HostPorts:
-    def __init__(self, plan: AddressPlan, nodes: dict[str, NsHandle], syncer: NodeSyncer) -> None:
+    def __init__(self, plan: AddressPlan, nodes: dict[str, NsHandle], syncer: NodeSyncer, netfilter: Netfilter) -> None:
         self.plan = plan
         self.syncer = syncer
         self.nodes = nodes
         self.applied: dict[str, list[str]] = {}
         # Made now, while the process has few files open: libnftables waits on its socket
         # with select(), which aborts the process for a descriptor above 1023.
-        self.nft = {n: Nft(h.name) for n, h in nodes.items()}
+        self.nft = {n: netfilter.nft(h.name) for n, h in nodes.items()}
 
     def sync(self, pods: list[PodView]) -> None:
         for n in self.plan.nodes:
@@ -67,7 +67,7 @@ class HostPorts:
         if rules:
             self.nft[node].run(render(rules))
         else:
-            self.nft[node].run(f"table ip {TABLE} {{}}\ndelete table ip {TABLE}\n")
+            self.nft[node].run(drop_table("ip", TABLE))
         self.applied[node] = rules
         return True
 

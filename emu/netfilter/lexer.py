@@ -51,7 +51,7 @@ def tokenize(text: str) -> list[Token]:
     line, line_start = 1, 0
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup
-        start = m.start(kind)  # type: ignore[arg-type]
+        start = m.start(kind)  # type: ignore[arg-type]  # lastgroup is set: every alternative is a named group
         col = start - line_start + 1
         if kind == "word":
             w = m.group(kind)

@@ -167,7 +167,7 @@ class Parser(TokenStream):
                 rules.append(self.rule_body(t))
                 continue
             self.end_statement()
-        decl = ChainDecl(**spec)  # type: ignore[arg-type]
+        decl = ChainDecl(**spec)  # type: ignore[arg-type]  # keys and value types checked by the grammar above
         if decl.hook and not decl.policy:
             decl = ChainDecl(decl.type, decl.hook, decl.priority, "accept", decl.device, decl.comment)
         return decl, rules
@@ -314,7 +314,7 @@ class Parser(TokenStream):
             else:
                 raise self.unexpected(t, "type, flags, timeout, size, elements, comment")
             self.end_statement()
-        decl = SetDecl(**fields)  # type: ignore[arg-type]
+        decl = SetDecl(**fields)  # type: ignore[arg-type]  # keys and value types checked by the grammar above
         if not decl.key_type:
             raise self.unexpected(self.toks[self.i - 1], "a type declaration")
         if is_map != bool(decl.data_type):

@@ -98,7 +98,7 @@ class RuleRunner:
             data = None if key is None else self._lookup(table, st.ref, key)
             if data is None:
                 return False
-            words = data if isinstance(data, str) else " ".join(data)  # type: ignore[arg-type]
+            words = data if isinstance(data, str) else " ".join(data)  # type: ignore[arg-type]  # a verdict map's data are words
             kind, _, target = str(words).partition(" ")
             return Verdict(kind, target.strip('"'))
         if isinstance(st, SetValue):
@@ -106,7 +106,7 @@ class RuleRunner:
             if value is None:
                 return False
             n = value if isinstance(value, int) else value[0]
-            pkt = replace(ctx.pkt, mark=n) if st.target == "meta mark" else replace(ctx.pkt, ct_mark=n)  # type: ignore[arg-type]
+            pkt = replace(ctx.pkt, mark=n) if st.target == "meta mark" else replace(ctx.pkt, ct_mark=n)  # type: ignore[arg-type]  # mark keys are integers
             ctx.pkt = pkt
             return True
         if isinstance(st, Nat):
@@ -173,7 +173,7 @@ class RuleRunner:
         bitmask = len(key) == 1 and datatype(m.sel.atoms[0].type).bitmask
         if bitmask and m.op == "implicit":
             v = key[0]
-            return any(isinstance(v, int) and v & alt[0][0] for alt in m.values)  # type: ignore[operator]
+            return any(isinstance(v, int) and v & alt[0][0] for alt in m.values)  # type: ignore[operator]  # bitmask types hold integers
         if m.op in ("<", ">", "<=", ">="):
             v, lit = key[0], m.values[0][0]
             assert isinstance(v, int) and not isinstance(lit, str)
@@ -240,8 +240,8 @@ _MISSING = object()
 
 
 def _key_in(k: tuple[object, ...], key: tuple[int | str, ...]) -> bool:
-    return len(k) == len(key) and all(contains(f, v if isinstance(v, str) else (v, v)) for f, v in zip(k, key, strict=True))  # type: ignore[arg-type]
+    return len(k) == len(key) and all(contains(f, v if isinstance(v, str) else (v, v)) for f, v in zip(k, key, strict=True))  # type: ignore[arg-type]  # element fields match the key's types
 
 
 def _data_words(s: Set, data: tuple[object, ...]) -> tuple[str, ...]:
-    return tuple(datatype(t).format(f) for t, f in zip(s.data_type, data, strict=True))  # type: ignore[arg-type]
+    return tuple(datatype(t).format(f) for t, f in zip(s.data_type, data, strict=True))  # type: ignore[arg-type]  # data fields match the map's types

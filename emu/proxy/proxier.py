@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from emu.dataplane.run import run
 from emu.errors import CommandError
-from emu.netfilter.nft import Nft
+from emu.netfilter.kernel import Netfilter
 from emu.proxy import iptables_render, nft_render
 from emu.proxy.plan import ProxyPlan, ServicePortPlan
 
@@ -15,10 +14,11 @@ log = logging.getLogger(__name__)
 
 
 class Proxier:
-    def __init__(self, netns_name: str, backend: str) -> None:
+    def __init__(self, netns_name: str, backend: str, netfilter: Netfilter | None = None) -> None:
         self.netns = netns_name
         self.backend = backend
-        self.nft = Nft(netns_name) if backend == "nftables" else None
+        self.netfilter = netfilter or Netfilter()
+        self.nft = self.netfilter.nft(netns_name) if backend == "nftables" else None
         self.plan: ProxyPlan | None = None
         self._state: nft_render.NftState | None = None
         self._iptables_text = ""
@@ -38,11 +38,11 @@ class Proxier:
         else:
             text = iptables_render.render(plan)
             if text != self._iptables_text:
-                run(["iptables-restore", "-w", "5"], netns_name=self.netns, input=text)
+                self.netfilter.iptables_restore(self.netns, text)
                 self._iptables_text = text
         self.plan = plan
         self.syncs += 1
-        flush_stale_udp(self.netns, old, plan)
+        flush_stale_udp(self.netfilter, self.netns, old, plan)
         return True
 
     def _sync_nft(self, plan: ProxyPlan) -> None:
@@ -73,13 +73,6 @@ class Proxier:
         self.nft.run(nft_render.render_full(plan, renders))
         self._state = nft_render.NftState(plan, renders)
 
-    def remove(self) -> None:
-        """Drop the proxy's rules (used when a node's proxy is switched off)."""
-        if self.backend == "nftables":
-            run(["nft", "delete", "table", "ip", nft_render.TABLE], netns_name=self.netns, check=False)
-        self.plan = None
-        self._state = None
-
     def close(self) -> None:
         if self.nft is not None:
             self.nft.close()
@@ -89,7 +82,7 @@ def _udp_targets(sp: ServicePortPlan) -> set[tuple[str, int]]:
     return {(b.ip, b.port) for b in (*sp.cluster_endpoints, *sp.external_endpoints)}
 
 
-def flush_stale_udp(netns_name: str, old: ProxyPlan | None, new: ProxyPlan) -> None:
+def flush_stale_udp(netfilter: Netfilter, netns_name: str, old: ProxyPlan | None, new: ProxyPlan) -> None:
     """UDP conntrack entries outlive endpoint changes: clients would keep sending to a gone
     endpoint, or to a Service that had none (kube-proxy's conntrack cleanup)."""
     if old is None:
@@ -102,25 +95,18 @@ def flush_stale_udp(netns_name: str, old: ProxyPlan | None, new: ProxyPlan) -> N
         vips = [sp.cluster_ip, *sp.lb_ips, *sp.external_ips]
         if prev is None or (not prev.has_endpoints and sp.has_endpoints):
             for vip in vips:
-                _conntrack(netns_name, ["-p", "udp", "--orig-dst", vip, "--orig-port-dst", str(sp.port)])
+                netfilter.conntrack_delete(netns_name, ["-p", "udp", "--orig-dst", vip, "--orig-port-dst", str(sp.port)])
             if sp.node_port:
-                _conntrack(netns_name, ["-p", "udp", "--orig-port-dst", str(sp.node_port)])
+                netfilter.conntrack_delete(netns_name, ["-p", "udp", "--orig-port-dst", str(sp.node_port)])
         if prev is not None:
             for ip, _port in _udp_targets(prev) - _udp_targets(sp):
                 for vip in vips:
-                    _conntrack(netns_name, ["-p", "udp", "--orig-dst", vip, "--reply-src", ip])
+                    netfilter.conntrack_delete(netns_name, ["-p", "udp", "--orig-dst", vip, "--reply-src", ip])
                 if sp.node_port:
-                    _conntrack(netns_name, ["-p", "udp", "--orig-port-dst", str(sp.node_port), "--reply-src", ip])
+                    netfilter.conntrack_delete(netns_name, ["-p", "udp", "--orig-port-dst", str(sp.node_port), "--reply-src", ip])
     gone = set(before) - {sp.id for sp in new.services}
     for sid in gone:
         sp = before[sid]
         if sp.protocol == "udp":
             for vip in [sp.cluster_ip, *sp.lb_ips, *sp.external_ips]:
-                _conntrack(netns_name, ["-p", "udp", "--orig-dst", vip, "--orig-port-dst", str(sp.port)])
-
-
-def _conntrack(netns_name: str, args: list[str]) -> None:
-    # Exit code 1 means "0 flow entries deleted": not a failure.
-    cp = run(["conntrack", "-D", *args], netns_name=netns_name, check=False, timeout=10)
-    if cp.returncode not in (0, 1):
-        raise CommandError(["conntrack", "-D", *args], cp.returncode, cp.stderr, netns_name)
+                netfilter.conntrack_delete(netns_name, ["-p", "udp", "--orig-dst", vip, "--orig-port-dst", str(sp.port)])

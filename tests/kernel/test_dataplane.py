@@ -188,15 +188,15 @@ def test_clean_removes_a_pin_file_that_holds_no_namespace(throwaway: str) -> Non
 def test_the_nft_monitor_reports_transactions_of_other_processes_only(throwaway: str) -> None:
     import queue
 
+    from emu.netfilter.backend import open_backend
     from emu.netfilter.monitor import NftMonitor
-    from emu.netfilter.nft import Nft
 
     with netns.created(throwaway):
         pass
     seen: queue.Queue[str] = queue.Queue()
     mon = NftMonitor(seen.put)
     fd = netns.open_fd(throwaway)
-    nft = Nft(throwaway)
+    nft = open_backend(throwaway)
     try:
         mon.watch(throwaway, fd)
         nft.run("table ip kemu-x {\n  chain c {\n  }\n}\n")  # ours, in-process (libnftables)

@@ -10,7 +10,6 @@ from emu.dataplane.hostports import render as hostport_render
 from emu.errors import CommandError
 from emu.netfilter.backend import NftBackend
 from emu.netfilter.fake import FakeKernel, FakeNft, load
-from emu.netfilter.nft import Nft
 from emu.netfilter.ruleset import Chain, Element
 from emu.policy.compile import NodePolicyInput, compile_ruleset
 from emu.policy.oracle import View
@@ -70,9 +69,9 @@ def elements(nft: FakeNft, name: str) -> list[str]:
     return [s.element_text(e) for e in s.elements]
 
 
-def test_fake_is_an_nft_backend_and_the_old_name_still_imports() -> None:
+def test_fake_is_an_nft_backend() -> None:
     backend: NftBackend = FakeNft(FakeKernel(), "n")
-    assert backend.netns == "n" and callable(Nft)
+    assert backend.netns == "n"
 
 
 def test_a_failing_command_undoes_the_whole_transaction(nft: FakeNft) -> None:
