@@ -16,6 +16,7 @@ demo: setup
 test: setup
 	$(RUFF) check emu tests bench
 	$(RUFF) format --check emu tests bench
+	$(VENV)/bin/mypy
 	$(PYTEST) -q tests
 
 unit: setup
@@ -34,6 +35,7 @@ e2e: setup
 lint: setup
 	$(RUFF) check emu tests bench
 	$(RUFF) format --check emu tests bench
+	$(VENV)/bin/mypy
 
 format: setup
 	$(RUFF) format emu tests bench

@@ -8,7 +8,7 @@ endpoints in a backend map keyed by VIP, protocol, port and bucket (`numgen rand
 and per endpoint grows quadratically (10,000 Services took 18 s); elements stay linear.
 Services with session affinity or source ranges keep kube-proxy's per-Service chains.
 
-`render_full` writes the whole table in one transaction; `render_update` writes only
+`render_full` writes the whole table in one transaction; `NftState.update` writes only
 what changed between two plans, also as one transaction.
 """
 
@@ -392,12 +392,3 @@ class NftState:
 
 def _keys(r: ServiceRender) -> list[tuple[str, str, str]]:
     return [(m, k, v) for m, els in r.elements.items() for k, v in els.items()]
-
-
-def render_update(plan: ProxyPlan, old: dict[str, ServiceRender], new: dict[str, ServiceRender]) -> str:
-    """Only what changed from `old` to `new`, as one transaction ("" if nothing did). Order
-    matters in it: elements pointing at chains go first, chains and sets are emptied before
-    they are deleted, new chains exist before elements or rules refer to them."""
-    changed: dict[str, ServiceRender | None] = {sid: r for sid, r in new.items() if old.get(sid) != r}
-    changed |= {sid: None for sid in old if sid not in new}
-    return NftState(plan, old).update(changed)

@@ -16,7 +16,7 @@ from emu.dataplane import netns
 from emu.dataplane.run import run
 from emu.proxy import iptables_render, nft_render
 from emu.proxy.plan import ProxyPlan
-from tests.unit.proxy_fixture import plans
+from tests.unit.proxy_fixture import plans, update_script
 
 pytestmark = pytest.mark.kernel
 
@@ -82,7 +82,7 @@ def variants() -> st.SearchStrategy[ProxyPlan]:
 @given(variants(), variants())
 def test_incremental_equals_full(ns: str, a: ProxyPlan, b: ProxyPlan) -> None:
     run(["nft", "-f", "-"], netns_name=ns, input=nft_render.render_full(a))
-    update = nft_render.render_update(b, nft_render.render_all(a), nft_render.render_all(b))
+    update = update_script(b, nft_render.render_all(a), nft_render.render_all(b))
     if update:
         run(["nft", "-f", "-"], netns_name=ns, input=update)
     after = listing(ns)

@@ -6,6 +6,7 @@ from emu.config.loader import Collector, parse_manifest_docs
 from emu.controllers.endpointslices import slices_for
 from emu.controllers.service_alloc import allocate
 from emu.model.objects import ClusterSpec, Container, ContainerPort, NodeDecl, PodSpec, PodView
+from emu.proxy.nft_render import NftState, ServiceRender
 from emu.proxy.plan import ProxyPlan, compile_plan
 
 SPEC = ClusterSpec("t", nodes=(NodeDecl("n1"), NodeDecl("n2")))
@@ -103,3 +104,10 @@ def vip(plan: ProxyPlan, name: str) -> str:
 
 def lb(plan: ProxyPlan, name: str) -> str:
     return next(sp.lb_ips[0] for sp in plan.services if sp.id.startswith(f"default/{name}/"))
+
+
+def update_script(plan: ProxyPlan, old: dict[str, ServiceRender], new: dict[str, ServiceRender]) -> str:
+    """The proxier's incremental transaction from `old` to `new` renders ("" if nothing changed)."""
+    changed: dict[str, ServiceRender | None] = {sid: r for sid, r in new.items() if old.get(sid) != r}
+    changed |= {sid: None for sid in old if sid not in new}
+    return NftState(plan, old).update(changed)

@@ -14,7 +14,7 @@ from emu.controllers.service_alloc import allocate
 from emu.proxy import iptables_render, nft_render
 from emu.proxy.plan import ProxyPlan, compile_plan
 from tests.conftest import REPO
-from tests.unit.proxy_fixture import PODS, SPEC, plans
+from tests.unit.proxy_fixture import PODS, SPEC, plans, update_script
 
 pytestmark = pytest.mark.unit
 GOLDEN = os.path.join(REPO, "tests", "data", "golden")
@@ -26,11 +26,14 @@ def test_golden(node: str, backend: str, ext: str) -> None:
     plan = plans()[node]
     text = nft_render.render_full(plan) if backend == "nftables" else iptables_render.render(plan)
     path = os.path.join(GOLDEN, f"proxy-{node}.{ext}")
-    if os.environ.get("UPDATE_GOLDEN"):
+    with open(path) as f:
+        golden = f.read()
+    if os.environ.get("UPDATE_GOLDEN") and text != golden:
         with open(path, "w") as f:
             f.write(text)
-    with open(path) as f:
-        assert text == f.read()
+        # Never a pass: the new text must be read (git diff) and the test run again.
+        pytest.fail(f"{path} rewritten; review `git diff {os.path.relpath(path, REPO)}` and run again")
+    assert text == golden
 
 
 def test_incremental_update_touches_only_the_changed_service() -> None:
@@ -40,9 +43,9 @@ def test_incremental_update_touches_only_the_changed_service() -> None:
         for sp in plan.services
     ]
     new = dataclasses.replace(plan, services=tuple(changed))
-    script = nft_render.render_update(new, nft_render.render_all(plan), nft_render.render_all(new))
+    script = update_script(new, nft_render.render_all(plan), nft_render.render_all(new))
     assert script and all("sticky" in line for line in script.splitlines())
-    assert nft_render.render_update(plan, nft_render.render_all(plan), nft_render.render_all(plan)) == ""
+    assert update_script(plan, nft_render.render_all(plan), nft_render.render_all(plan)) == ""
 
 
 def _replace_fw(plan: ProxyPlan, **changes: Any) -> ProxyPlan:
@@ -65,10 +68,10 @@ def test_a_shared_cluster_ip_stays_until_its_last_port_goes() -> None:
     plan = plans()["n1"]
     web_ip = next(sp.cluster_ip for sp in plan.services if sp.id.startswith("default/web/"))
     one_port = dataclasses.replace(plan, services=tuple(sp for sp in plan.services if sp.id != "default/web/udp/dns"))
-    script = nft_render.render_update(one_port, nft_render.render_all(plan), nft_render.render_all(one_port))
+    script = update_script(one_port, nft_render.render_all(plan), nft_render.render_all(one_port))
     assert "cluster-ips" not in script  # the TCP port still uses the address
     no_web = dataclasses.replace(plan, services=tuple(sp for sp in plan.services if not sp.id.startswith("default/web/")))
-    script = nft_render.render_update(no_web, nft_render.render_all(plan), nft_render.render_all(no_web))
+    script = update_script(no_web, nft_render.render_all(plan), nft_render.render_all(no_web))
     assert f"delete element ip kemu-proxy cluster-ips {{ {web_ip} }}" in script
 
 
