@@ -9,7 +9,6 @@ import logging
 from emu.controllers.ipam import AddressPlan
 from emu.dataplane.handles import NsHandle
 from emu.dataplane.node_sync import NodeSyncer
-from emu.errors import CommandError
 from emu.model.objects import Namespace, PodView
 from emu.model.policy import NetworkPolicy
 from emu.netfilter.kernel import Netfilter
@@ -51,14 +50,9 @@ class PolicyPlane:
             return False
         # Most changes (labels, pods) only move set elements: flush and refill those
         # sets; anything else rewrites the table. Either way, one transaction.
+        # A failure propagates to the node syncer, which rewrites the table next time.
         script = update_text(old, new) if old is not None else None
-        try:
-            self.nft[node].run(script or new.text)
-        except CommandError:
-            if script is None:
-                raise
-            log.warning("partial policy sync failed on %s; rewriting the table", node)
-            self.nft[node].run(new.text)
+        self.nft[node].run(script or new.text)
         self.applied[node] = new
         self.syncs += 1
         return True

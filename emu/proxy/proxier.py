@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-from emu.errors import CommandError
 from emu.netfilter.kernel import Netfilter
 from emu.proxy import iptables_render, nft_render
 from emu.proxy.plan import ProxyPlan, ServicePortPlan
@@ -56,15 +55,10 @@ class Proxier:
         }
         changed |= {sid: None for sid in before if sid not in after}
         script = self._state.update(changed)
-        if not script:
-            return
-        try:
+        if script:
+            # A failure propagates to the node syncer, which resyncs in full (needFullSync).
             assert self.nft is not None
             self.nft.run(script)
-        except CommandError:
-            # As kube-proxy: after a failed partial sync, resync everything.
-            log.warning("partial nftables sync failed in %s; doing a full resync", self.netns)
-            self._full_nft(plan)
 
     def _full_nft(self, plan: ProxyPlan) -> None:
         self._state = None
