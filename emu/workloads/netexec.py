@@ -229,6 +229,10 @@ def open_sockets_here(ports: list[ContainerPort]) -> list[tuple[ContainerPort, s
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("0.0.0.0", p.container_port))
             if kind == socket.SOCK_STREAM:
+                # Woken only once a client sends something: a bare connect-and-close (the
+                # reachability probe, a tcpSocket check) is completed and forgotten by the
+                # kernel, never costing this process an accept (nginx's deferred accept).
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
                 s.listen(1024)
             s.setblocking(False)
     except BaseException:
