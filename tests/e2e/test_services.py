@@ -335,3 +335,5 @@ def test_a_proxy_table_deleted_by_hand_is_restored(svc: Running) -> None:
     assert svc.curl("default/client", f"http://{cip(svc, 'self')}/hostname") == "solo"
     doc = json.loads(kemu("--cluster", svc.name, "get", "node", node, "-o", "json").stdout)
     assert doc["status"]["dataplane"]["proxy"]["syncs"] > syncs and "error" not in doc["status"]["dataplane"]["proxy"]
+    described = kemu("--cluster", svc.name, "describe", "node", node).stdout
+    assert "Dataplane:" in described and any(line.split()[:1] == ["proxy"] and "<none>" in line for line in described.splitlines())
