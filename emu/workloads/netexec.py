@@ -229,10 +229,9 @@ def open_sockets_here(ports: list[ContainerPort]) -> list[tuple[ContainerPort, s
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("0.0.0.0", p.container_port))
             if kind == socket.SOCK_STREAM:
-                # Woken only once a client sends something: a bare connect-and-close (the
-                # reachability probe, a tcpSocket check) is completed and forgotten by the
-                # kernel, never costing this process an accept (nginx's deferred accept).
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
+                # Not TCP_DEFER_ACCEPT, though it would spare us the probe's bare connects:
+                # a connection whose request is still on its way must be seen, so that
+                # drain() waits for it before the pod stops (a rolling update lost one).
                 s.listen(1024)
             s.setblocking(False)
     except BaseException:
