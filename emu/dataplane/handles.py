@@ -1,4 +1,4 @@
-"""A live handle on one namespace: its fd and a netlink socket opened inside it."""
+"""A live handle on one namespace: its fd and netlink sockets opened inside it."""
 
 from __future__ import annotations
 
@@ -10,22 +10,26 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from emu.dataplane import netns
+from emu.dataplane.rtnl import Request, RtnlSocket, link_set
 from emu.errors import DataplaneError, KemuError
 
 
 @dataclass
 class NsHandle:
-    """`ipr` was opened inside the namespace, so it acts there from any thread."""
+    """`ipr` and `rtnl` were opened inside the namespace, so they act there from any
+    thread. `rtnl` (ours, fast, not thread-safe: use it holding `lock`) serves the
+    per-pod path; `ipr` (pyroute2) the rest."""
 
     name: str
     fd: int
     ipr: IPRoute
+    rtnl: RtnlSocket
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
     def open_here(name: str) -> NsHandle:
         """For a thread currently inside netns `name`."""
-        return NsHandle(name, netns.open_fd(name), IPRoute())
+        return NsHandle(name, netns.open_fd(name), IPRoute(), RtnlSocket(name))
 
     _indexes: dict[str, int] = field(default_factory=dict)
 
@@ -42,6 +46,7 @@ class NsHandle:
         try:
             self.ipr.close()
         finally:
+            self.rtnl.close()
             os.close(self.fd)
 
 
@@ -60,9 +65,17 @@ def write_sysctl_here(key: str, value: str) -> bool:
     return True
 
 
+LO_INDEX = 1  # lo is always ifindex 1 in a netns
+
+
 def mark_here(ipr: IPRoute, marker: str) -> None:
     """Bring `lo` up and tag it with kemu's ownership marker (read back by `kemu clean`)."""
-    ipr.link("set", index=1, state="up", ifalias=marker)  # lo is always ifindex 1 in a netns
+    ipr.link("set", index=LO_INDEX, state="up", ifalias=marker)
+
+
+def mark_request(marker: str) -> Request:
+    """mark_here() as a request of ours, to send in a batch on a namespace's RtnlSocket."""
+    return link_set(LO_INDEX, up=True, alias=marker)
 
 
 class MarkerUnreadable(DataplaneError):

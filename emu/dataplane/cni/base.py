@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from pyroute2 import IPRoute
-
 from emu.controllers.ipam import AddressPlan, NodeAddr
 from emu.dataplane.handles import NsHandle
+from emu.dataplane.rtnl import RtnlSocket
 
 
 class CNIPlugin(ABC):
@@ -22,8 +21,10 @@ class CNIPlugin(ABC):
         """Prepare a node namespace (the calling thread is inside it)."""
 
     @abstractmethod
-    def add_pod(self, pod_ipr: IPRoute, node: NsHandle, addr: NodeAddr, pod_ip: str, host_if: str) -> None:
-        """Give a new pod namespace its eth0 (the calling thread is inside the pod's netns)."""
+    def add_pod(self, pod: RtnlSocket, node: NsHandle, addr: NodeAddr, pod_ip: str, host_if: str) -> None:
+        """Give a new pod namespace its eth0 (the calling thread is inside the pod's netns;
+        `pod` is a netlink socket of that namespace, requests deferred on it must be sent
+        with the plugin's first batch there; `node.rtnl` is used holding `node.lock`)."""
 
     def owned_tables(self) -> dict[str, str]:
         """The nftables tables the plugin keeps on each node ("family name" → the script

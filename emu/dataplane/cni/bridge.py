@@ -11,17 +11,15 @@ from __future__ import annotations
 import os
 import threading
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from emu.controllers.ipam import NodeAddr
+from emu.dataplane import rtnl
 from emu.dataplane.cni.base import CNIPlugin
 from emu.dataplane.handles import NsHandle, write_sysctl_here
+from emu.dataplane.rtnl import RtnlSocket
 from emu.dataplane.run import run
 
 BRIDGE = "cbr0"
 TABLE = "kemu-cni"
-NUD_PERMANENT = 0x80
 POD_ETH0_INDEX = 2  # lo is 1 in a new namespace
 HOST_INDEX_BASE = 1000  # + the last octet of the pod's IP: unique on its node
 
@@ -75,52 +73,54 @@ class BridgeCNI(CNIPlugin):
     def owned_tables(self) -> dict[str, str]:
         return {f"ip {TABLE}": masquerade_ruleset(self.pod_cidr)}
 
-    def add_pod(self, pod_ipr: IPRoute, node: NsHandle, addr: NodeAddr, pod_ip: str, host_if: str) -> None:
+    def add_pod(self, pod: RtnlSocket, node: NsHandle, addr: NodeAddr, pod_ip: str, host_if: str) -> None:
         mac = mac_for(pod_ip)
+        # Both ends get the interface index we ask for (the pod's eth0 is the first device
+        # after lo), so no lookup follows.
+        host_index = HOST_INDEX_BASE + int(pod_ip.rsplit(".", 1)[1])
+        eth0 = POD_ETH0_INDEX
         pod_fd = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             with node.lock:
                 br = node.index(BRIDGE)
-                # One message makes the pair: the node end enslaved and up, the pod end
-                # (eth0, with its MAC) created directly in the pod namespace — no
-                # interface ever passes through the host namespace, and no slow move.
-                # Both ends get the interface index we ask for (the pod's eth0 is the
-                # first device after lo), so no lookup follows: with pyroute2 a `get`
-                # costs 0.4 ms, a fifth of a pod.
-                host_index = HOST_INDEX_BASE + int(pod_ip.rsplit(".", 1)[1])
-                node.ipr.link(
-                    "add", ifname=host_if, index=host_index, kind="veth", master=br, state="up",
-                    peer={"ifname": "eth0", "index": POD_ETH0_INDEX, "address": mac, "net_ns_fd": pod_fd},
-                )  # fmt: skip
-                # Hairpin mode: a pod reaching itself through a Service is sent back out
-                # of the port it came in by (kubelet's hairpin-mode=hairpin-veth).
-                node.ipr.brport("set", index=host_index, mode=1)
-                # Permanent neighbour entries are exempt from the neighbour table's
-                # gc_thresh3 limit (Linux >= 4.20), which every namespace on the machine
-                # shares (1024 by default): with dynamic ARP, a thousand pods overflow it.
-                node.ipr.neigh("replace", dst=pod_ip, lladdr=mac, ifindex=br, state=NUD_PERMANENT)
+                node.rtnl.request(
+                    # One message makes the pair: the node end enslaved and up, the pod end
+                    # (eth0, with its MAC) created directly in the pod namespace — no
+                    # interface ever passes through the host namespace, and no slow move.
+                    rtnl.link_add_veth(
+                        host_if, "eth0", index=host_index, peer_index=eth0, peer_address=mac, peer_netns_fd=pod_fd, master=br, up=True
+                    ),
+                    # Hairpin mode: a pod reaching itself through a Service is sent back out
+                    # of the port it came in by (kubelet's hairpin-mode=hairpin-veth).
+                    rtnl.bridge_port_set(host_index, hairpin=True),
+                    # Permanent neighbour entries are exempt from the neighbour table's
+                    # gc_thresh3 limit (Linux >= 4.20), which every namespace on the machine
+                    # shares (1024 by default): with dynamic ARP, a thousand pods overflow it.
+                    rtnl.neigh_replace(br, pod_ip, mac),
+                )
         finally:
             os.close(pod_fd)
-        eth0 = POD_ETH0_INDEX
         # A /32 with the gateway on-link: the pod resolves no neighbour but its gateway
         # (a permanent entry), so even pods of the same node talk through the node. The
         # kernel's neighbour table is shared by every namespace (gc_thresh3, 1024 by
         # default): with a /24 and ARP between pods, 100 pods on 4 nodes probing each
         # other lost 14% of their connections here.
-        pod_ipr.addr("add", index=eth0, address=pod_ip, prefixlen=32)
-        pod_ipr.link("set", index=eth0, state="up")
-        pod_ipr.neigh("replace", dst=addr.gateway, lladdr=mac_for(addr.gateway), ifindex=eth0, state=NUD_PERMANENT)
-        pod_ipr.route("add", dst=f"{addr.gateway}/32", oif=eth0, scope=253)  # scope link
-        pod_ipr.route("add", dst="0.0.0.0/0", gateway=addr.gateway, oif=eth0)
+        pod.request(
+            rtnl.addr_add(eth0, pod_ip, 32),
+            rtnl.link_set(eth0, up=True),
+            rtnl.neigh_replace(eth0, addr.gateway, mac_for(addr.gateway)),
+            rtnl.route_add(f"{addr.gateway}/32", oif=eth0, scope=rtnl.RT_SCOPE_LINK),
+            rtnl.route_add("0.0.0.0/0", gateway=addr.gateway, oif=eth0),
+        )
 
     def del_pod(self, node: NsHandle, host_if: str, pod_ip: str) -> None:
         with node.lock:
-            found = node.ipr.link_lookup(ifname=host_if)
-            if found:
-                node.ipr.link("del", index=found[0])
-            br = node.ipr.link_lookup(ifname=BRIDGE)
-            if br:
-                try:
-                    node.ipr.neigh("del", dst=pod_ip, ifindex=br[0])
-                except NetlinkError:
-                    pass  # already gone
+            try:
+                br: int | None = node.index(BRIDGE)
+            except LookupError:
+                br = None
+            # Gone already (a half-made pod, a node that went away) is fine.
+            todo = [rtnl.link_del(host_if, missing_ok=True)]
+            if br is not None:
+                todo.append(rtnl.neigh_del(br, pod_ip, missing_ok=True))
+            node.rtnl.request(*todo)
