@@ -187,8 +187,8 @@ def _disjoint(elements: list[str]) -> list[str]:
             else:
                 pieces.append((a, b - 1, nets))
         for lo, hi, nets in pieces:
-            ports = f"{lo}" if lo == hi else f"{lo}-{hi}"
-            out += [f"{n} . {proto} . {ports}" for n in nets]
+            span = f"{lo}" if lo == hi else f"{lo}-{hi}"
+            out += [f"{n} . {proto} . {span}" for n in nets]
     return out
 
 
