@@ -186,8 +186,8 @@ def _disjoint(elements: list[str]) -> list[str]:
                 pieces[-1] = (pieces[-1][0], b - 1, nets)  # merge neighbours with the same networks
             else:
                 pieces.append((a, b - 1, nets))
-        for lo, hi, nets in pieces:
-            span = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        for first, last, nets in pieces:
+            span = f"{first}" if first == last else f"{first}-{last}"
             out += [f"{n} . {proto} . {span}" for n in nets]
     return out
 
