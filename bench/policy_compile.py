@@ -28,7 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from policy import NODES, cluster
 
 from emu.model.objects import PodView
-from emu.policy.compile import NodePolicyInput, NodeRuleset, PolicyCompiler, compile_ruleset
+from emu.policy.compile import NodePolicyInput, NodeRuleset, compile_ruleset, update_text
+from emu.policy.incremental import PolicyCompiler
 from emu.policy.oracle import View
 
 T = TypeVar("T")
@@ -52,6 +53,11 @@ def old_sync(view: View, pods: list[PodView]) -> dict[str, NodeRuleset]:
 def new_sync(compiler: PolicyCompiler, view: View, pods: list[PodView]) -> dict[str, NodeRuleset]:
     t = tuple(pods)
     return {n: compiler.compile(view, NodePolicyInput(n, a, t)) for n, a in NODE_ADDRS.items()}
+
+
+def update_changed(old: dict[str, NodeRuleset], new: dict[str, NodeRuleset]) -> list[str | None]:
+    """What PolicyPlane._apply computes for the nodes whose ruleset changed."""
+    return [update_text(old[n], new[n]) for n in new if new[n] is not old[n] and new[n].text != old[n].text]
 
 
 def timed(fn: Callable[..., T], *args: object) -> tuple[float, T]:
@@ -87,6 +93,8 @@ def main() -> int:
         add("new: every node, nothing changed", ms)
         ms, warm_after = timed(new_sync, compiler, view, variants[1])
         add("new: every node, after the label change", ms)
+        ms, _ = timed(update_changed, cold, warm_after)
+        add("both: update_text for the nodes that changed", ms)
         ms, _ = timed(new_sync, compiler, view, variants[2])
         add("new: every node, a second label change", ms)
         ms, back = timed(new_sync, compiler, view, pods)

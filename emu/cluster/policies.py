@@ -12,7 +12,8 @@ from emu.dataplane.node_sync import NodeSyncer
 from emu.model.objects import Namespace, PodView
 from emu.model.policy import NetworkPolicy
 from emu.netfilter.kernel import Netfilter
-from emu.policy.compile import NodePolicyInput, NodeRuleset, compile_ruleset, update_text
+from emu.policy.compile import NodePolicyInput, NodeRuleset, update_text
+from emu.policy.incremental import PolicyCompiler
 from emu.policy.oracle import View
 
 log = logging.getLogger(__name__)
@@ -34,19 +35,20 @@ class PolicyPlane:
         self.enabled = enabled
         self.applied: dict[str, NodeRuleset] = {}
         self.nft = {n: netfilter.nft(h.name) for n, h in nodes.items()} if enabled else {}
+        self.compiler = PolicyCompiler()  # keeps each policy's compiled rules between syncs
         self.syncs = 0
 
     def sync(self, view: View, pods: list[PodView]) -> None:
         if not self.enabled:
             return  # the pod network implements no policy: objects are accepted, no effect
-        cache: dict[tuple[str, str, int], list[str]] = {}
+        everyone = tuple(pods)  # one tuple for every node: the compiler diffs it once
         for n in self.addr.nodes:
-            new = compile_ruleset(view, NodePolicyInput(n.name, (n.ip, n.gateway), tuple(pods)), cache)
+            new = self.compiler.compile(view, NodePolicyInput(n.name, (n.ip, n.gateway), everyone))
             self.syncer.run("policy", n.name, functools.partial(self._apply, n.name, new))
 
     def _apply(self, node: str, new: NodeRuleset, full: bool) -> bool:
         old = None if full else self.applied.get(node)
-        if old is not None and old.text == new.text:
+        if old is not None and (old is new or old.text == new.text):
             return False
         # Most changes (labels, pods) only move set elements: flush and refill those
         # sets; anything else rewrites the table. Either way, one transaction.

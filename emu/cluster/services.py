@@ -20,7 +20,7 @@ from emu.dataplane.node_sync import NodeSyncer
 from emu.model.objects import PodView
 from emu.model.services import EndpointSlice, Service
 from emu.netfilter.kernel import Netfilter
-from emu.proxy.plan import ProxyPlan, backends_for, compile_plan, usable
+from emu.proxy.plan import PlanCompiler, ProxyPlan, backends_for, usable
 from emu.proxy.proxier import Proxier
 from emu.workloads import healthcheck
 
@@ -48,6 +48,7 @@ class ServicePlane:
         self.announcer = Announcer(nodes)
         self.slices: dict[str, list[EndpointSlice]] = {}
         self.plans: dict[str, ProxyPlan] = {}
+        self.compiler = PlanCompiler()  # keeps each Service's compiled ports between syncs
         self.local_counts: dict[tuple[str, str], int] = {}
         self._health: dict[tuple[str, str, int], Any] = {}  # (node, svc, port) → server
         self._external_routes: set[str] = set()
@@ -74,10 +75,11 @@ class ServicePlane:
                 slices.setdefault(key, []).append(sl)
         self.slices = slices
         svc_list = list(services.values())
+        self.compiler.update(svc_list, statuses, slices)  # once: what changed since the last sync
         for n in self.addr.nodes:
-            plan = compile_plan(n.name, (n.ip,), self.pod_cidr, svc_list, statuses, slices)
-            self.plans[n.name] = plan
-            self.syncer.run("proxy", n.name, functools.partial(self.proxiers[n.name].sync, plan))
+            change = self.compiler.plan(n.name, (n.ip,), self.pod_cidr)
+            self.plans[n.name] = change.plan
+            self.syncer.run("proxy", n.name, functools.partial(self.proxiers[n.name].sync, change.plan, change=change))
         self._sync_lb(svc_list, statuses, slices)
         self._sync_health(svc_list, statuses, slices)
         self._sync_external_routes(svc_list, statuses)

@@ -6,6 +6,9 @@ traffic, after the service proxy's DNAT, so Services are judged by their pod IPs
 the input hook (a pod talking to its node). Every rule of a policy becomes one nft rule
 reading two sets — its peers and its (pod, protocol, port) targets — so a packet's cost
 does not grow with the number of pods; established flows are accepted first.
+
+A ruleset is assembled from pieces, one per policy selecting pods of the node;
+`emu.policy.incremental.PolicyCompiler` keeps the pieces between syncs.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from emu.model.objects import PodView
 from emu.model.policy import NetworkPolicy, Peer, PolicyPort, PolicyRule
@@ -21,6 +26,9 @@ from emu.policy.oracle import Endpoint, View, peer_matches
 
 TABLE = "kemu-policy"
 PROTOS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
+CIDRS = "ipv4_addr; flags interval"
+TARGETS = "ipv4_addr . inet_proto . inet_service; flags interval"
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -45,34 +53,49 @@ def _ranges(peer: Peer) -> list[str]:
 
 
 class PodIndex:
-    """Pods by namespace and by label, so a selector looks at its candidates only."""
+    """Pods (with an IP) by namespace and by label, so a selector looks at its candidates
+    only. Keyed by object identity, so that pods can be added and removed one by one."""
 
-    def __init__(self, pods: tuple[PodView, ...]) -> None:
-        self.by_ns: dict[str, list[PodView]] = {}
-        self.by_label: dict[tuple[str, str], set[str]] = {}
+    def __init__(self, pods: Iterable[PodView] = ()) -> None:
+        self.by_ns: dict[str, dict[int, PodView]] = {}
+        self.by_label: dict[tuple[str, str], dict[int, PodView]] = {}
         for p in pods:
-            if not p.ip:
-                continue
-            self.by_ns.setdefault(p.namespace, []).append(p)
-            for kv in p.labels.items():
-                self.by_label.setdefault(kv, set()).add(p.key)
+            self.add(p)
+
+    def add(self, p: PodView) -> None:
+        if not p.ip:
+            return
+        self.by_ns.setdefault(p.namespace, {})[id(p)] = p
+        for kv in p.labels.items():
+            self.by_label.setdefault(kv, {})[id(p)] = p
+
+    def remove(self, p: PodView) -> None:
+        _discard(self.by_ns, p.namespace, p)
+        for kv in p.labels.items():
+            _discard(self.by_label, kv, p)
 
     def matching(self, peer: Peer, policy_ns: str, view: View) -> list[PodView]:
-        if peer.namespace_selector is None:
-            namespaces = [policy_ns]
+        """The pods a selector peer selects, in no particular order."""
+        ns_sel, pod_sel = peer.namespace_selector, peer.pod_selector
+        if ns_sel is None:
+            namespaces = {policy_ns}
         else:
-            namespaces = [n for n in self.by_ns if peer.namespace_selector.matches(view.namespaces.get(n, {}))]
-        keys: set[str] | None = None
-        if peer.pod_selector is not None:
-            for kv in peer.pod_selector.match_labels.items():
-                found = self.by_label.get(kv, set())
-                keys = found if keys is None else keys & found
-        return [
-            p
-            for n in namespaces
-            for p in self.by_ns.get(n, ())
-            if (keys is None or p.key in keys) and (peer.pod_selector is None or peer.pod_selector.matches(p.labels))
-        ]
+            namespaces = {n for n in self.by_ns if ns_sel.matches(view.namespaces.get(n, {}))}
+        if pod_sel is not None and pod_sel.match_labels:
+            # Every matchLabels pair must hold: the smallest bucket holds every candidate.
+            first, *rest = sorted((self.by_label.get(kv, {}) for kv in pod_sel.match_labels.items()), key=len)
+            candidates: Iterable[PodView] = [p for i, p in first.items() if all(i in d for d in rest)]
+        else:
+            candidates = [p for n in namespaces for p in self.by_ns.get(n, {}).values()]
+        return [p for p in candidates if p.namespace in namespaces and (pod_sel is None or pod_sel.matches(p.labels))]
+
+
+def _discard(buckets: dict[K, dict[int, PodView]], key: K, p: PodView) -> None:
+    bucket = buckets.get(key)
+    if bucket is not None:
+        bucket.pop(id(p), None)
+        if not bucket:
+            del buckets[key]
 
 
 def _peer_addrs(rule: PolicyRule, ns: str, view: View, index: PodIndex) -> list[str]:
@@ -87,7 +110,7 @@ def _peer_addrs(rule: PolicyRule, ns: str, view: View, index: PodIndex) -> list[
     return sorted(out)
 
 
-def _egress_targets(rule: PolicyRule, ns: str, view: View, index: PodIndex, pods: tuple[PodView, ...]) -> list[str]:
+def _egress_targets(rule: PolicyRule, ns: str, view: View, index: PodIndex, pods: Iterable[PodView]) -> list[str]:
     """`cidr . proto . ports` an egress rule with ports allows. Numeric ports apply to
     address ranges; named ports resolve on each destination pod the peers cover."""
     numeric = [pp for pp in rule.ports if not isinstance(pp.port, str)]
@@ -103,6 +126,14 @@ def _egress_targets(rule: PolicyRule, ns: str, view: View, index: PodIndex, pods
     return sorted(dst)
 
 
+def _rule_value(pol: NetworkPolicy, direction: str, rule: PolicyRule, view: View, index: PodIndex, pods: Iterable[PodView]) -> list[str]:
+    """What a rule needs that no node changes: its peers' addresses, or (egress with
+    ports) its targets."""
+    if direction == "eg" and rule.ports:
+        return _egress_targets(rule, pol.meta.namespace, view, index, pods)
+    return _peer_addrs(rule, pol.meta.namespace, view, index)
+
+
 def _ports_for(pp: PolicyPort, pod: PodView | None) -> list[str]:
     """`proto . port-or-range` elements of one policy port for one destination."""
     proto = PROTOS[pp.protocol]
@@ -113,13 +144,6 @@ def _ports_for(pp: PolicyPort, pod: PodView | None) -> list[str]:
             return []
         return [f"{proto} . {p.container_port}" for p in pod.spec.served_ports() if p.name == pp.port and p.protocol == pp.protocol]
     return [f"{proto} . {pp.port}-{pp.end_port}" if pp.end_port else f"{proto} . {pp.port}"]
-
-
-@dataclass
-class _Rules:
-    sets: dict[str, tuple[str, list[str]]]  # name → (type, elements)
-    rules: list[str]
-    ir: list[AllowRule] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -192,90 +216,147 @@ def _disjoint(elements: list[str]) -> list[str]:
     return out
 
 
-def _add_rule(out: _Rules, name: str, src: list[str], dst: list[str], any_proto: bool) -> None:
+Memo = dict[tuple[str, tuple[str, ...]], list[str]]  # (kind, input) → _collapse/_disjoint output
+
+
+def _memo(memo: Memo | None, kind: str, items: list[str]) -> list[str]:
+    fn = _collapse if kind == "c" else _disjoint
+    if memo is None:
+        return fn(items)
+    key = (kind, tuple(items))
+    if key not in memo:
+        memo[key] = fn(items)
+    return memo[key]
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """One policy rule on one node: its IR, its two sets (with their text) and its rule."""
+
+    ir: AllowRule
+    sets: tuple[tuple[str, tuple[str, tuple[str, ...]], str], ...]  # (name, (type, elements), declaration)
+    rule: str
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """What one policy contributes to one node's ruleset."""
+
+    in_isolated: tuple[str, ...]
+    eg_isolated: tuple[str, ...]
+    ingress: tuple[_Compiled, ...]
+    egress: tuple[_Compiled, ...]
+
+
+def _compile_rule(name: str, src: list[str], dst: list[str], any_proto: bool, memo: Memo | None) -> _Compiled | None:
     if not src or not dst:
-        return  # matches nothing: leave it out
-    src = _collapse(src)
-    dst = _collapse(dst) if any_proto else _disjoint(dst)
-    out.ir.append(AllowRule(name, tuple(src), tuple(dst), any_proto))
-    out.sets[f"{name}-src"] = ("ipv4_addr; flags interval", src)
-    if any_proto:
-        out.sets[f"{name}-dst"] = ("ipv4_addr; flags interval", dst)
-        out.rules.append(f"ip saddr @{name}-src ip daddr @{name}-dst return")
-    else:
-        out.sets[f"{name}-dst"] = ("ipv4_addr . inet_proto . inet_service; flags interval", dst)
-        out.rules.append(f"ip saddr @{name}-src ip daddr . meta l4proto . th dport @{name}-dst return")
+        return None  # matches nothing: leave it out
+    src = _memo(memo, "c", src)
+    dst = _memo(memo, "c" if any_proto else "d", dst)
+    sets = ((f"{name}-src", CIDRS, src), (f"{name}-dst", CIDRS if any_proto else TARGETS, dst))
+    rule = (
+        f"ip saddr @{name}-src ip daddr @{name}-dst return"
+        if any_proto
+        else f"ip saddr @{name}-src ip daddr . meta l4proto . th dport @{name}-dst return"
+    )
+    return _Compiled(
+        AllowRule(name, tuple(src), tuple(dst), any_proto),
+        tuple((n, (typ, tuple(sorted(els))), _set(n, typ, els)) for n, typ, els in sets),
+        rule,
+    )
 
 
-def compile_node(view: View, inp: NodePolicyInput, cache: dict[tuple[str, str, int], list[str]] | None = None) -> str:
-    return compile_ruleset(view, inp, cache).text
+RuleValue = Callable[[str, int, PolicyRule], list[str]]  # (direction, index, rule) → _rule_value
 
 
-def compile_ruleset(view: View, inp: NodePolicyInput, cache: dict[tuple[str, str, int], list[str]] | None = None) -> NodeRuleset:
-    """`cache` (shared across the nodes of one sync) keeps each rule's peer addresses,
-    which do not depend on the node."""
-    cache = {} if cache is None else cache
-    index = PodIndex(inp.pods)
+def _piece(pol: NetworkPolicy, selected: list[PodView], value: RuleValue, memo: Memo | None) -> _Piece:
+    """`selected`: the policy's pods on this node (not empty)."""
+    ingress: list[_Compiled | None] = []
+    egress: list[_Compiled | None] = []
+    ips = sorted(f"{p.ip}/32" for p in selected)
+    if "Ingress" in pol.policy_types:
+        for i, rule in enumerate(pol.ingress):
+            name = f"in-{_h(pol.key, str(i))}"
+            if not rule.ports:
+                ingress.append(_compile_rule(name, value("in", i, rule), ips, True, memo))
+            else:
+                dst = sorted({f"{p.ip}/32 . {pe}" for p in selected for pp in rule.ports for pe in _ports_for(pp, p)})
+                ingress.append(_compile_rule(name, value("in", i, rule), dst, False, memo))
+    if "Egress" in pol.policy_types:
+        for i, rule in enumerate(pol.egress):
+            egress.append(_compile_rule(f"eg-{_h(pol.key, str(i))}", ips, value("eg", i, rule), not rule.ports, memo))
+    mine = tuple(p.ip for p in selected)
+    return _Piece(
+        mine if "Ingress" in pol.policy_types else (),
+        mine if "Egress" in pol.policy_types else (),
+        tuple(c for c in ingress if c is not None),
+        tuple(c for c in egress if c is not None),
+    )
 
-    def peers(pol: NetworkPolicy, direction: str, i: int, rule: PolicyRule) -> list[str]:
-        key = (pol.key, direction, i)
-        if key not in cache:
-            cache[key] = _peer_addrs(rule, pol.meta.namespace, view, index)
-        return cache[key]
 
-    local = [p for p in inp.pods if p.node == inp.node and p.ip]
-    ingress = _Rules({}, [])
-    egress = _Rules({}, [])
+def _assemble(node_addrs: tuple[str, ...], local_ips: list[str], pieces: Iterable[_Piece]) -> NodeRuleset:
+    """`pieces` in the policies' key order."""
     in_isolated: set[str] = set()
     eg_isolated: set[str] = set()
-    for pol in sorted(view.policies, key=lambda p: p.key):
-        selected = [p for p in local if p.namespace == pol.meta.namespace and pol.pod_selector.matches(p.labels)]
-        if not selected:
-            continue
-        if "Ingress" in pol.policy_types:
-            in_isolated.update(p.ip for p in selected)
-            for i, rule in enumerate(pol.ingress):
-                src = peers(pol, "in", i, rule)
-                name = f"in-{_h(pol.key, str(i))}"
-                if not rule.ports:
-                    _add_rule(ingress, name, src, sorted(f"{p.ip}/32" for p in selected), True)
-                else:
-                    dst = sorted({f"{p.ip}/32 . {pe}" for p in selected for pp in rule.ports for pe in _ports_for(pp, p)})
-                    _add_rule(ingress, name, src, dst, False)
-        if "Egress" in pol.policy_types:
-            eg_isolated.update(p.ip for p in selected)
-            for i, rule in enumerate(pol.egress):
-                src = sorted(f"{p.ip}/32" for p in selected)
-                name = f"eg-{_h(pol.key, str(i))}"
-                if not rule.ports:
-                    _add_rule(egress, name, src, peers(pol, "eg", i, rule), True)
-                    continue
-                _add_rule(egress, name, src, _egress_targets(rule, pol.meta.namespace, view, index, inp.pods), False)
+    ingress: list[_Compiled] = []
+    egress: list[_Compiled] = []
+    for pc in pieces:
+        in_isolated.update(pc.in_isolated)
+        eg_isolated.update(pc.eg_isolated)
+        ingress += pc.ingress
+        egress += pc.egress
     sets: dict[str, tuple[str, tuple[str, ...]]] = {
         "ingress-isolated": ("ipv4_addr", tuple(sorted(in_isolated))),
         "egress-isolated": ("ipv4_addr", tuple(sorted(eg_isolated))),
-        "node-addrs": ("ipv4_addr", tuple(sorted(set(inp.node_addrs)))),
+        "node-addrs": ("ipv4_addr", tuple(sorted(set(node_addrs)))),
         # A pod is never cut off from itself (hairpin through a Service comes back DNATed to it).
-        "self": ("ipv4_addr . ipv4_addr", tuple(sorted(f"{p.ip} . {p.ip}" for p in local))),
+        "self": ("ipv4_addr . ipv4_addr", tuple(sorted(f"{ip} . {ip}" for ip in local_ips))),
     }
-    sets |= {name: (typ, tuple(sorted(els))) for name, (typ, els) in sorted({**ingress.sets, **egress.sets}.items())}
-    chains = _chains(ingress.rules, egress.rules)
+    lines = [_set(name, typ, els) for name, (typ, els) in sets.items()]
+    rule_sets = {name: (val, line) for c in (*ingress, *egress) for name, val, line in c.sets}
+    for name in sorted(rule_sets):
+        sets[name], line = rule_sets[name]
+        lines.append(line)
+    chains = _chains([c.rule for c in ingress], [c.rule for c in egress])
     return NodeRuleset(
-        frozenset(inp.node_addrs),
-        frozenset(p.ip for p in local),
+        frozenset(node_addrs),
+        frozenset(local_ips),
         frozenset(in_isolated),
         frozenset(eg_isolated),
-        tuple(ingress.ir),
-        tuple(egress.ir),
-        _render(sets, chains),
+        tuple(c.ir for c in ingress),
+        tuple(c.ir for c in egress),
+        _render(lines, chains),
         sets,
         tuple(chains),
     )
 
 
-def _set(name: str, typ: str, elements: list[str] | set[str]) -> str:
-    els = f" elements = {{ {', '.join(sorted(elements))} }};" if elements else ""
-    return f"  set {name} {{ type {typ};{els} }}"
+def compile_ruleset(view: View, inp: NodePolicyInput, cache: dict[tuple[str, str, int], list[str]] | None = None) -> NodeRuleset:
+    """One node's ruleset from scratch. `cache` (shared across the nodes of one sync)
+    keeps each rule's peer addresses and targets, which do not depend on the node."""
+    cache = {} if cache is None else cache
+    index = PodIndex(inp.pods)
+    local = [p for p in inp.pods if p.node == inp.node and p.ip]
+    pieces = []
+    for pol in sorted(view.policies, key=lambda p: p.key):
+        selected = [p for p in local if p.namespace == pol.meta.namespace and pol.pod_selector.matches(p.labels)]
+        if not selected:
+            continue
+
+        def value(direction: str, i: int, rule: PolicyRule, pol: NetworkPolicy = pol) -> list[str]:
+            key = (pol.key, direction, i)
+            if key not in cache:
+                cache[key] = _rule_value(pol, direction, rule, view, index, inp.pods)
+            return cache[key]
+
+        pieces.append(_piece(pol, selected, value, None))
+    return _assemble(inp.node_addrs, [p.ip for p in local], pieces)
+
+
+def _set(name: str, typ: str, elements: Iterable[str]) -> str:
+    els = sorted(elements)
+    body = f" elements = {{ {', '.join(els)} }};" if els else ""
+    return f"  set {name} {{ type {typ};{body} }}"
 
 
 def _chains(ingress_rules: list[str], egress_rules: list[str]) -> list[str]:
@@ -307,7 +388,6 @@ def _chains(ingress_rules: list[str], egress_rules: list[str]) -> list[str]:
     ]
 
 
-def _render(sets: dict[str, tuple[str, tuple[str, ...]]], chains: list[str]) -> str:
+def _render(set_lines: list[str], chains: list[str]) -> str:
     out = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{", '  comment "kemu NetworkPolicy engine";']
-    out += [_set(name, typ, list(els)) for name, (typ, els) in sets.items()]
-    return "\n".join([*out, *chains, "}"]) + "\n"
+    return "\n".join([*out, *set_lines, *chains, "}"]) + "\n"

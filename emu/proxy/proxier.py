@@ -7,7 +7,7 @@ import logging
 
 from emu.netfilter.kernel import Netfilter
 from emu.proxy import iptables_render, nft_render
-from emu.proxy.plan import ProxyPlan, ServicePortPlan
+from emu.proxy.plan import PlanChange, PortChanges, ProxyPlan, ServicePortPlan, diff_plans
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +23,22 @@ class Proxier:
         self._iptables_text = ""
         self.syncs = 0
 
-    def sync(self, plan: ProxyPlan, full: bool = False) -> bool:
+    def sync(self, plan: ProxyPlan, full: bool = False, change: PlanChange | None = None) -> bool:
         """Bring the node's rules to `plan`; True if anything was written. `full` rewrites
-        everything whatever the kernel is thought to hold (after a failure or drift)."""
+        everything whatever the kernel is thought to hold (after a failure or drift).
+        `change` (PlanCompiler's) names the service ports that differ from the plan it
+        followed: when that is the plan applied here, only those are looked at."""
         if full:
             self._state = None
             self._iptables_text = ""
-        elif plan == self.plan:
+        elif plan is self.plan or plan == self.plan:  # unchanged ports are shared: identity decides fast
             return False
         old = self.plan
+        ports = change.changed if change is not None and old is not None and change.previous is old else None
+        if ports is None and old is not None:
+            ports = diff_plans(old, plan)
         if self.backend == "nftables":
-            self._sync_nft(plan)
+            self._sync_nft(plan, ports)
         else:
             text = iptables_render.render(plan)
             if text != self._iptables_text:
@@ -41,19 +46,16 @@ class Proxier:
                 self._iptables_text = text
         self.plan = plan
         self.syncs += 1
-        flush_stale_udp(self.netfilter, self.netns, old, plan)
+        if ports is not None:
+            flush_stale_udp(self.netfilter, self.netns, ports)
         return True
 
-    def _sync_nft(self, plan: ProxyPlan) -> None:
+    def _sync_nft(self, plan: ProxyPlan, ports: PortChanges | None) -> None:
         old = self.plan
-        if self._state is None or old is None or old.node_ips != plan.node_ips or old.pod_cidr != plan.pod_cidr:
+        if self._state is None or old is None or ports is None or old.node_ips != plan.node_ips or old.pod_cidr != plan.pod_cidr:
             self._full_nft(plan)
             return
-        before, after = old.by_id(), plan.by_id()
-        changed: dict[str, nft_render.ServiceRender | None] = {
-            sid: nft_render.render_service(plan, sp) for sid, sp in after.items() if before.get(sid) != sp
-        }
-        changed |= {sid: None for sid in before if sid not in after}
+        changed = {sid: None if sp is None else nft_render.render_service(plan, sp) for sid, (_, sp) in ports.items()}
         script = self._state.update(changed)
         if script:
             # A failure propagates to the node syncer, which resyncs in full (needFullSync).
@@ -76,16 +78,20 @@ def _udp_targets(sp: ServicePortPlan) -> set[tuple[str, int]]:
     return {(b.ip, b.port) for b in (*sp.cluster_endpoints, *sp.external_endpoints)}
 
 
-def flush_stale_udp(netfilter: Netfilter, netns_name: str, old: ProxyPlan | None, new: ProxyPlan) -> None:
+def flush_stale_udp(netfilter: Netfilter, netns_name: str, ports: PortChanges) -> None:
     """UDP conntrack entries outlive endpoint changes: clients would keep sending to a gone
-    endpoint, or to a Service that had none (kube-proxy's conntrack cleanup)."""
-    if old is None:
-        return  # the first sync of a node: its namespace is new, its conntrack table empty
-    before = old.by_id()
-    for sp in new.services:
+    endpoint, or to a Service that had none (kube-proxy's conntrack cleanup). `ports`: the
+    service ports that changed since the last sync (a node's first sync has none to clean:
+    its namespace is new, its conntrack table empty)."""
+    for prev, sp in ports.values():
+        if sp is None:
+            assert prev is not None
+            if prev.protocol == "udp":
+                for vip in [prev.cluster_ip, *prev.lb_ips, *prev.external_ips]:
+                    netfilter.conntrack_delete(netns_name, ["-p", "udp", "--orig-dst", vip, "--orig-port-dst", str(prev.port)])
+            continue
         if sp.protocol != "udp":
             continue
-        prev = before.get(sp.id)
         vips = [sp.cluster_ip, *sp.lb_ips, *sp.external_ips]
         if prev is None or (not prev.has_endpoints and sp.has_endpoints):
             for vip in vips:
@@ -98,9 +104,3 @@ def flush_stale_udp(netfilter: Netfilter, netns_name: str, old: ProxyPlan | None
                     netfilter.conntrack_delete(netns_name, ["-p", "udp", "--orig-dst", vip, "--reply-src", ip])
                 if sp.node_port:
                     netfilter.conntrack_delete(netns_name, ["-p", "udp", "--orig-port-dst", str(sp.node_port), "--reply-src", ip])
-    gone = set(before) - {sp.id for sp in new.services}
-    for sid in gone:
-        sp = before[sid]
-        if sp.protocol == "udp":
-            for vip in [sp.cluster_ip, *sp.lb_ips, *sp.external_ips]:
-                netfilter.conntrack_delete(netns_name, ["-p", "udp", "--orig-dst", vip, "--orig-port-dst", str(sp.port)])
