@@ -28,6 +28,31 @@ SO_RCVBUFFORCE = 33
 SO_ATTACH_FILTER = 26
 
 
+def messages(data: bytes) -> list[tuple[int, bytes]]:
+    """Split a netlink datagram into (message type, payload after the header)."""
+    out = []
+    off = 0
+    while off + 16 <= len(data):
+        ln, typ = struct.unpack_from("=IH", data, off)
+        if ln < 16:
+            break
+        out.append((typ, data[off + 16 : off + ln]))
+        off += (ln + 3) & ~3
+    return out
+
+
+def attributes(payload: bytes, off: int) -> dict[int, bytes]:
+    """The attributes of a message from `off` (past its fixed header): type → value."""
+    out: dict[int, bytes] = {}
+    while off + 4 <= len(payload):
+        ln, typ = struct.unpack_from("=HH", payload, off)
+        if ln < 4:
+            break
+        out.setdefault(typ & 0x3FFF, payload[off + 4 : off + ln])  # without the NESTED/BYTEORDER flags
+        off += (ln + 3) & ~3
+    return out
+
+
 def only_types(*types: int) -> bytes:
     """A classic BPF socket filter passing only netlink messages of these types: the
     kernel drops the rest before they are queued (netlink runs sk_filter on broadcasts)."""

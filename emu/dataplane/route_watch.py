@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from emu.dataplane.handles import NsHandle
-from emu.dataplane.netlink_watch import NetlinkWatch
+from emu.dataplane.netlink_watch import NetlinkWatch, attributes, messages
 from emu.errors import DataplaneError
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class RouteWatch:
         self._watch.close()
 
     def _on_data(self, name: str, data: bytes | None) -> None:
-        if data is None or any(self._matters(name, typ, body) for typ, body in _messages(data)):
+        if data is None or any(self._matters(name, typ, body) for typ, body in messages(data)):
             self._on_change(name)
 
     def _matters(self, name: str, typ: int, body: bytes) -> bool:
@@ -108,30 +108,7 @@ class RouteWatch:
             dst_len, table = body[1], body[4]
             if table != RT_TABLE_MAIN:
                 return False
-            dst = _attr(body, 12, RTA_DST)
+            dst = attributes(body, 12).get(RTA_DST)  # after struct rtmsg
             prefix = ".".join(str(b) for b in dst) if dst and len(dst) == 4 else ""
             return any(r.dst == f"{prefix}/{dst_len}" for r in want.routes)
         return False
-
-
-def _messages(data: bytes) -> list[tuple[int, bytes]]:
-    out = []
-    off = 0
-    while off + 16 <= len(data):
-        ln, typ = struct.unpack_from("=IH", data, off)
-        if ln < 16:
-            break
-        out.append((typ, data[off + 16 : off + ln]))
-        off += (ln + 3) & ~3
-    return out
-
-
-def _attr(body: bytes, off: int, want: int) -> bytes | None:
-    while off + 4 <= len(body):
-        ln, typ = struct.unpack_from("=HH", body, off)
-        if ln < 4:
-            return None
-        if typ == want:
-            return body[off + 4 : off + ln]
-        off += (ln + 3) & ~3
-    return None

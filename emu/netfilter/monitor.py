@@ -20,7 +20,7 @@ import os
 import struct
 from collections.abc import Callable
 
-from emu.dataplane.netlink_watch import NetlinkWatch, only_types
+from emu.dataplane.netlink_watch import NetlinkWatch, attributes, messages, only_types
 from emu.dataplane.run import started_by_us
 
 log = logging.getLogger(__name__)
@@ -33,30 +33,13 @@ NFTA_GEN_PROC_PID = 2
 _NFPROTO = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
 
 
-def _attrs(data: bytes, off: int, end: int) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    while off + 4 <= end:
-        ln, typ = struct.unpack_from("=HH", data, off)
-        if ln < 4:
-            break
-        out.setdefault(typ & 0x3FFF, data[off + 4 : off + ln])
-        off += (ln + 3) & ~3
-    return out
-
-
 def parse(data: bytes) -> list[tuple[int, str, dict[int, bytes]]]:
     """Split one datagram into (nftables message type, family, attributes)."""
-    out = []
-    off = 0
-    while off + 16 <= len(data):
-        ln, typ = struct.unpack_from("=IH", data, off)
-        if ln < 16:
-            break
-        if typ >> 8 == NFNL_SUBSYS_NFTABLES and ln >= 20:
-            family = _NFPROTO.get(data[off + 16], str(data[off + 16]))
-            out.append((typ & 0xFF, family, _attrs(data, off + 20, off + ln)))
-        off += (ln + 3) & ~3
-    return out
+    return [
+        (typ & 0xFF, _NFPROTO.get(body[0], str(body[0])), attributes(body, 4))  # after struct nfgenmsg
+        for typ, body in messages(data)
+        if typ >> 8 == NFNL_SUBSYS_NFTABLES and len(body) >= 4
+    ]
 
 
 def is_ours(pid: int) -> bool:
