@@ -15,6 +15,7 @@ import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from emu.dataplane.handles import NsHandle
 from emu.dataplane.netlink_watch import NetlinkWatch, attributes, messages
@@ -44,6 +45,11 @@ class NodeNet:
     routes: tuple[Route, ...]
 
 
+def _route(r: Any) -> Route:
+    """A pyroute2 route message as a Route (what snapshot records and restore compares)."""
+    return Route(f"{r.get_attr('RTA_DST')}/{r['dst_len']}", r.get_attr("RTA_GATEWAY"), r.get_attr("RTA_OIF"))
+
+
 def snapshot(h: NsHandle) -> NodeNet:
     """The node's links and its main-table routes other than connected ones."""
     with h.lock:
@@ -52,7 +58,7 @@ def snapshot(h: NsHandle) -> NodeNet:
         for r in h.ipr.get_routes(family=2, table=RT_TABLE_MAIN):
             if r.get_attr("RTA_PREFSRC") is not None or r["dst_len"] == 0:
                 continue  # connected routes come back with their address; no default route
-            routes.append(Route(f"{r.get_attr('RTA_DST')}/{r['dst_len']}", r.get_attr("RTA_GATEWAY"), r.get_attr("RTA_OIF")))
+            routes.append(_route(r))
     return NodeNet(links, tuple(routes))
 
 
@@ -66,12 +72,9 @@ def restore(h: NsHandle, want: NodeNet) -> bool:
             if i in present and not present[i]["flags"] & IFF_UP:
                 h.ipr.link("set", index=i, state="up")
                 changed = True
-        have = {
-            (f"{r.get_attr('RTA_DST')}/{r['dst_len']}", r.get_attr("RTA_GATEWAY"), r.get_attr("RTA_OIF"))
-            for r in h.ipr.get_routes(family=2, table=RT_TABLE_MAIN)
-        }
+        have = {_route(r) for r in h.ipr.get_routes(family=2, table=RT_TABLE_MAIN)}
         for r in want.routes:
-            if (r.dst, r.gateway, r.oif) not in have and (r.oif is None or r.oif in present):
+            if r not in have and (r.oif is None or r.oif in present):
                 kw = {"gateway": r.gateway} if r.gateway else {}
                 h.ipr.route("replace", dst=r.dst, oif=r.oif, **kw)
                 changed = True
