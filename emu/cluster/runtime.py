@@ -317,9 +317,7 @@ class Cluster:
         if own and self.kubelet.dns is not None:
             etcfiles.ensure_parent()
             self.record.add_etc_dirs([netns.etc_dir(n) for n in own])
-        for i, st in enumerate(todo):
-            self.kubelet.start(st)
-            self.progress("pods", i + 1, len(todo))
+        self.kubelet.start_all(todo, lambda done: self.progress("pods", done, len(todo)))
         self._sync_services()
         stopped = list(self._stop_after_sync)
         if stopped:

@@ -13,6 +13,7 @@ with the HTTP/2 preface is a gRPC health check (handed to grpc_health).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import select
 import socket
@@ -264,8 +265,14 @@ class NetexecServer:
 
         With `log_path`, every HTTP request, UDP datagram and gRPC call is appended there.
         """
+        self.serve_soon(pod, hostname, sockets, log_path).result(30.0)
+
+    def serve_soon(
+        self, pod: str, hostname: str, sockets: list[tuple[ContainerPort, socket.socket]], log_path: str | None = None
+    ) -> concurrent.futures.Future[None]:
+        """As serve(), without waiting: the future says when (and whether) it is done."""
         reqlog = RequestLog(log_path) if log_path else None
-        self.call(self._serve(pod, hostname, sockets, reqlog))
+        return asyncio.run_coroutine_threadsafe(self._serve(pod, hostname, sockets, reqlog), self.loop)
 
     async def _serve(
         self, pod: str, hostname: str, sockets: list[tuple[ContainerPort, socket.socket]], reqlog: RequestLog | None = None

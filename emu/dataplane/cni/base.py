@@ -28,7 +28,9 @@ class CNIPlugin(ABC):
 
     def owned_tables(self) -> dict[str, str]:
         """The nftables tables the plugin keeps on each node ("family name" → the script
-        that writes it), rewritten if someone else changes the node's ruleset."""
+        that writes it). The cluster writes them, through its netfilter layer, once the
+        nodes are made and again if someone else changes the node's ruleset (the plugin
+        itself runs no nft)."""
         return {}
 
     @abstractmethod

@@ -16,7 +16,6 @@ from emu.dataplane import rtnl
 from emu.dataplane.cni.base import CNIPlugin
 from emu.dataplane.handles import NsHandle, write_sysctl_here
 from emu.dataplane.rtnl import RtnlSocket
-from emu.dataplane.run import run
 
 BRIDGE = "cbr0"
 TABLE = "kemu-cni"
@@ -68,7 +67,6 @@ class BridgeCNI(CNIPlugin):
         for other in self.plan.nodes:
             if other.name != addr.name:
                 ipr.route("add", dst=other.pod_cidr, gateway=other.ip)
-        run(["nft", "-f", "-"], netns_name=node.name, input=masquerade_ruleset(self.pod_cidr))
 
     def owned_tables(self) -> dict[str, str]:
         return {f"ip {TABLE}": masquerade_ruleset(self.pod_cidr)}
