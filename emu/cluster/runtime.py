@@ -32,7 +32,8 @@ from emu.cluster import system
 from emu.cluster.dns import UPSTREAM_DOMAIN, DNSPlane
 from emu.cluster.drift import DriftRepair
 from emu.cluster.gateways import GATEWAY_CLASS, INGRESS_CLASS, GatewayPlane, ProxyPod, world_of
-from emu.cluster.kubelet import Kubelet, PodState
+from emu.cluster.kubelet import Kubelet
+from emu.cluster.pod_state import PodState
 from emu.cluster.policies import PolicyPlane, make_view
 from emu.cluster.services import ServicePlane
 from emu.cluster.store import Changes, Store

@@ -6,7 +6,7 @@ import copy
 import time
 from typing import Any
 
-from emu.cluster.kubelet import PodState
+from emu.cluster.pod_state import PodState
 from emu.cluster.runtime import Cluster
 from emu.config import registry
 from emu.config.loader import WORKLOAD_KINDS

@@ -55,6 +55,10 @@ class HostPorts:
         # Made now, while the process has few files open: libnftables waits on its socket
         # with select(), which aborts the process for a descriptor above 1023.
         self.nft = {n: netfilter.nft(h.name) for n, h in nodes.items()}
+        for n in nodes:
+            # A new node holds no hostport table, which is what no hostPorts wants: the
+            # first sync writes only if a pod asks for one (not an empty transaction each).
+            syncer.mark_synced("hostports", n)
 
     def sync(self, pods: list[PodView]) -> None:
         for n in self.plan.nodes:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any
+
+import yaml
 
 from tests.conftest import REPO
 
@@ -96,6 +99,18 @@ def start(file: str, name: str, *extra: str) -> Running:
         raise AssertionError(f"machine not clean before the test: {n}")
     kemu("up", file, "-d", *extra)
     return Running(name, file)
+
+
+def topology_variant(topology: str, tmp: pathlib.Path, name: str, **spec: Any) -> str:
+    """A copy of tests/topologies/`topology` under `tmp`, renamed `name`, with `spec`
+    fields replaced (e.g. proxy="iptables"): one file, run once per backend."""
+    with open(os.path.join(TOPOLOGIES, topology)) as f:
+        doc = yaml.safe_load(f)
+    doc["metadata"]["name"] = name
+    doc["spec"].update(spec)
+    path = tmp / topology
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
 
 
 def stop(r: Running) -> None:

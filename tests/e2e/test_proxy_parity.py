@@ -15,7 +15,6 @@ and the packet-flow cases of their proxier_test.go):
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from collections.abc import Iterator
 
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from emu.traffic.capture import Capture
-from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop
+from tests.e2e.helpers import Running, kemu, start, stop, topology_variant
 
 pytestmark = pytest.mark.e2e
 
@@ -63,14 +62,8 @@ AT_ONCE = 1.5  # a refusal takes a round trip; anything near the probe's timeout
 
 @pytest.fixture(scope="module", params=["nftables", "iptables"])
 def par(request, tmp_path_factory) -> Iterator[Running]:  # type: ignore[no-untyped-def]
-    with open(os.path.join(TOPOLOGIES, "proxy-parity.yaml")) as f:
-        doc = yaml.safe_load(f)
     name = "par-nft" if request.param == "nftables" else "par-ipt"
-    doc["metadata"]["name"] = name
-    doc["spec"]["proxy"] = request.param
-    path = tmp_path_factory.mktemp(name) / "proxy-parity.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    r = start(str(path), name)
+    r = start(topology_variant("proxy-parity.yaml", tmp_path_factory.mktemp(name), name, proxy=request.param), name)
     try:
         hosts = json.loads(kemu("--cluster", name, "get", "hosts", "-o", "json").stdout)["items"]
         addr = {h["metadata"]["name"]: h["status"]["addresses"][0]["address"] for h in hosts}

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from emu.traffic.capture import Capture
-from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop, wait_until
+from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop, topology_variant, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -24,14 +24,9 @@ NODE_IPS = {"node-1": "172.30.0.2", "node-2": "172.30.0.3"}
 
 @pytest.fixture(scope="module", params=["nftables", "iptables"])
 def svc(request, tmp_path_factory) -> Iterator[Running]:  # type: ignore[no-untyped-def]
-    with open(os.path.join(TOPOLOGIES, "services.yaml")) as f:
-        doc = yaml.safe_load(f)
     name = "svc-nft" if request.param == "nftables" else "svc-ipt"
-    doc["metadata"]["name"] = name
-    doc["spec"]["proxy"] = request.param
-    path = tmp_path_factory.mktemp(name) / "services.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    r = start(str(path), name, "--ready-timeout", "5")  # pod `unready` never gets Ready
+    path = topology_variant("services.yaml", tmp_path_factory.mktemp(name), name, proxy=request.param)
+    r = start(path, name, "--ready-timeout", "5")  # pod `unready` never gets Ready
     try:
         yield r
     finally:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from emu.cluster.kubelet import Kubelet, PodState
+from emu.cluster.kubelet import Kubelet
+from emu.cluster.pod_state import PodState
 from emu.model.objects import Container, ContainerPort, Meta, Pod, PodSpec
 
 pytestmark = pytest.mark.unit
