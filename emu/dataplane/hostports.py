@@ -12,27 +12,34 @@ from emu.dataplane.handles import NsHandle
 from emu.dataplane.node_sync import NodeSyncer
 from emu.model.objects import PodView
 from emu.netfilter.kernel import Netfilter, drop_table
+from emu.netfilter.render import script
+from emu.netfilter.ruleset import Chain, Rule
+from emu.netfilter.transaction import TableDef, replace_table, rule
 
 TABLE = "kemu-hostport"
 
 
-def render(rules: list[str]) -> str:
-    # Before the service proxy's DNAT (-100): a hostPort wins over a NodePort, as
-    # portmap's chain comes first in the nat table.
-    body = "\n".join(f"    {r}" for r in rules)
-    return (
-        f"table ip {TABLE} {{}}\n"
-        f"delete table ip {TABLE}\n"
-        f"table ip {TABLE} {{\n"
-        f'  comment "hostPort DNAT (the CNI portmap plugin\'s role)";\n'
-        "  chain prerouting {\n    type nat hook prerouting priority -110; policy accept;\n    fib daddr type local jump hostports\n  }\n"
-        "  chain output {\n    type nat hook output priority -110; policy accept;\n    fib daddr type local jump hostports\n  }\n"
-        f"  chain hostports {{\n{body}\n  }}\n"
-        "}\n"
+# Before the service proxy's DNAT (-100): a hostPort wins over a NodePort, as portmap's
+# chain comes first in the nat table.
+_LOCAL = (rule("fib daddr type local jump hostports"),)
+_HOOKS = (
+    Chain("prerouting", _LOCAL, "nat", "prerouting", -110, "accept"),
+    Chain("output", _LOCAL, "nat", "output", -110, "accept"),
+)
+
+
+def table(rules: list[Rule]) -> TableDef:
+    return TableDef(
+        "ip", TABLE, chains=(*_HOOKS, Chain("hostports", tuple(rules))), comment="hostPort DNAT (the CNI portmap plugin's role)"
     )
 
 
-def rules_for(node: str, pods: list[PodView]) -> list[str]:
+def render(rules: list[Rule]) -> str:
+    """The script that writes the table, replacing any previous one."""
+    return script(replace_table(table(rules)))
+
+
+def rules_for(node: str, pods: list[PodView]) -> list[Rule]:
     out = []
     for p in sorted(pods, key=lambda p: p.key):
         if p.node != node or p.spec is None or p.spec.host_network or p.terminating:
@@ -41,8 +48,8 @@ def rules_for(node: str, pods: list[PodView]) -> list[str]:
             if not port.host_port:
                 continue
             proto = port.protocol.lower()
-            match = f"ip daddr {port.host_ip} " if port.host_ip and port.host_ip != "0.0.0.0" else ""
-            out.append(f'{match}{proto} dport {port.host_port} dnat to {p.ip}:{port.container_port} comment "{p.key}"')
+            match = ("ip daddr", port.host_ip) if port.host_ip and port.host_ip != "0.0.0.0" else ()
+            out.append(rule(*match, proto, "dport", str(port.host_port), "dnat to", f"{p.ip}:{port.container_port}", comment=p.key))
     return out
 
 
@@ -51,7 +58,7 @@ class HostPorts:
         self.plan = plan
         self.syncer = syncer
         self.nodes = nodes
-        self.applied: dict[str, list[str]] = {}
+        self.applied: dict[str, list[Rule]] = {}
         # Made now, while the process has few files open: libnftables waits on its socket
         # with select(), which aborts the process for a descriptor above 1023.
         self.nft = {n: netfilter.nft(h.name) for n, h in nodes.items()}
@@ -65,7 +72,7 @@ class HostPorts:
             rules = rules_for(n.name, pods)
             self.syncer.run("hostports", n.name, functools.partial(self._apply, n.name, rules))
 
-    def _apply(self, node: str, rules: list[str], full: bool) -> bool:
+    def _apply(self, node: str, rules: list[Rule], full: bool) -> bool:
         if not full and rules == self.applied.get(node, []):
             return False
         if rules:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from emu.dataplane.run import run
 from emu.errors import CommandError
 from emu.netfilter.backend import NftBackend, open_backend
+from emu.netfilter.render import script
+from emu.netfilter.transaction import AddTable, DeleteTable, TableDef, Transaction
 
 IptablesRestore = Callable[[str, str], None]  # (netns, iptables-restore input)
 ConntrackDelete = Callable[[str, list[str]], None]  # (netns, conntrack -D filter arguments)
@@ -41,4 +43,4 @@ class Netfilter:
 
 def drop_table(family: str, name: str) -> str:
     """An nft script deleting a table whether or not it exists (one transaction)."""
-    return f"table {family} {name} {{}}\ndelete table {family} {name}\n"
+    return script(Transaction(family, name, (AddTable(TableDef(family, name)), DeleteTable())))

@@ -13,15 +13,41 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, overload
 
 from emu.netfilter.datatypes import Field, datatype
 
 # nft's unquoted identifiers: a letter, then letters, digits, '/', '_', '.', '-'.
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9/_.-]*$")
 VERDICTS = ("accept", "drop", "continue", "return")
+T = TypeVar("T")
 
 
+class cached(Generic[T]):
+    """functools.cached_property without the lock Python 3.11 takes on every miss: the
+    text of a rule or a set is computed once per object and renders call it by the
+    thousand (two threads racing would just compute the same text twice)."""
+
+    def __init__(self, fn: Callable[[Any], T]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> cached[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> T | cached[T]:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)  # found there next time: no __get__
+        return value
+
+
+@functools.lru_cache(maxsize=65536)
 def quote(name: str) -> str:
     return name if _IDENT.match(name) else f'"{name}"'
 
@@ -29,6 +55,8 @@ def quote(name: str) -> str:
 def join_tokens(tokens: tuple[str, ...] | list[str]) -> str:
     """Rule tokens as text: spaces between them, none before a comma, none after one
     outside braces (flag lists: `ct state established,related`)."""
+    if "," not in tokens:
+        return " ".join(tokens)  # most rules: no lists, nothing to glue
     out: list[str] = []
     depth, glue = 0, False
     for t in tokens:
@@ -45,19 +73,27 @@ def join_tokens(tokens: tuple[str, ...] | list[str]) -> str:
     return " ".join(out)
 
 
+def elements_text(elements: Mapping[str, str] | tuple[str, ...]) -> str:
+    """Elements spelled as nft values, for a set's or an `element` command's braces: keys,
+    or key → data (`key : data`; "" data: a key alone), comma-separated."""
+    if isinstance(elements, Mapping):
+        return ", ".join([f"{k} : {v}" if v else k for k, v in elements.items()])
+    return ", ".join(elements)
+
+
 @dataclass(frozen=True)
 class Rule:
     tokens: tuple[str, ...]  # the statements, quoted names unquoted where nft allows
     comment: str = ""
     handle: int = field(default=0, compare=False)
 
-    @functools.cached_property
+    @cached
     def body(self) -> str:
         return join_tokens(self.tokens)
 
-    @functools.cached_property
+    @cached
     def text(self) -> str:
-        return self.body + (f' comment "{self.comment}"' if self.comment else "")
+        return self.body + f' comment "{self.comment}"' if self.comment else self.body
 
     def __str__(self) -> str:
         return self.text
@@ -119,8 +155,7 @@ class Set:
         return "interval" in self.flags
 
     def type_text(self) -> str:
-        key = " . ".join(self.key_type)
-        return f"{key} : {' . '.join(self.data_type)}" if self.data_type else key
+        return type_text(self.key_type, self.data_type)
 
     def key_text(self, key: tuple[Field, ...]) -> str:
         return " . ".join(datatype(t).format(f) for t, f in zip(self.key_type, key, strict=True))
@@ -133,6 +168,12 @@ class Set:
             return f"{key} : {verdict_text(e.data)}"
         data = " . ".join(datatype(t).format(f) for t, f in zip(self.data_type, e.data, strict=True))
         return f"{key} : {data}"
+
+
+def type_text(key_type: tuple[str, ...], data_type: tuple[str, ...] = ()) -> str:
+    """A set's or map's `type`: fields joined by ' . ', a map's data after ' : '."""
+    key = " . ".join(key_type)
+    return f"{key} : {' . '.join(data_type)}" if data_type else key
 
 
 def verdict_text(v: str) -> str:

@@ -17,17 +17,24 @@ import hashlib
 import ipaddress
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from emu.model.objects import PodView
 from emu.model.policy import NetworkPolicy, Peer, PolicyPort, PolicyRule
+from emu.netfilter import render
+from emu.netfilter.ruleset import Chain, Rule, quote
+from emu.netfilter.transaction import AddElements, FlushSet, Op, SetDef, TableDef, Transaction, replace_table, rule
 from emu.policy.oracle import Endpoint, View, peer_matches
 
-TABLE = "kemu-policy"
+FAMILY, TABLE = "ip", "kemu-policy"
+COMMENT = "kemu NetworkPolicy engine"
 PROTOS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
-CIDRS = "ipv4_addr; flags interval"
-TARGETS = "ipv4_addr . inet_proto . inet_service; flags interval"
+ADDR = ("ipv4_addr",)
+TARGET = ("ipv4_addr", "inet_proto", "inet_service")
+INTERVAL = frozenset({"interval"})
+DADDR = ("ip", "daddr")
+TARGET_KEY = ("ip", "daddr", ".", "meta", "l4proto", ".", "th", "dport")  # what TARGET sets are looked up by
 K = TypeVar("K")
 
 
@@ -158,7 +165,7 @@ class AllowRule:
 
 @dataclass(frozen=True)
 class NodeRuleset:
-    """What a node enforces: the IR both the nft text and the tracer are made from."""
+    """What a node enforces: the IR both the nft table and the tracer are made from."""
 
     node_addrs: frozenset[str]
     local: frozenset[str]  # IPs of the node's pods
@@ -166,23 +173,34 @@ class NodeRuleset:
     egress_isolated: frozenset[str]
     ingress: tuple[AllowRule, ...]
     egress: tuple[AllowRule, ...]
-    text: str
-    sets: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # name → (type, elements)
-    rules: tuple[str, ...] = ()  # the chains' rules, in order
+    table: TableDef
+    text: str  # the transaction writing the table anew
+
+
+def update_transaction(old: NodeRuleset, new: NodeRuleset) -> Transaction | None:
+    """A transaction changing only set elements, when the rules and the sets' names and
+    types are unchanged (a label change, a pod coming or going); None: rewrite the table."""
+    if old.table.chains != new.table.chains or len(old.table.sets) != len(new.table.sets):
+        return None
+    changed = []
+    # Same names in the same places (fixed sets first, then by name), or a rewrite.
+    for a, b in zip(old.table.sets, new.table.sets, strict=True):
+        if a is b:
+            continue  # a rule's set kept with its policy's piece
+        if a.name != b.name or a.key_type != b.key_type or a.data_type != b.data_type or a.flags != b.flags:
+            return None
+        if a.elements != b.elements:
+            changed.append(b)
+    ops: list[Op] = []
+    for s in sorted(changed, key=lambda s: s.name):
+        ops += [FlushSet(s.name), AddElements(s.name, s.elements)]
+    return Transaction(FAMILY, TABLE, tuple(ops))
 
 
 def update_text(old: NodeRuleset, new: NodeRuleset) -> str | None:
-    """A transaction changing only set elements, when the rules and the sets' names and
-    types are unchanged (a label change, a pod coming or going); None: rewrite the table."""
-    if old.rules != new.rules or {k: v[0] for k, v in old.sets.items()} != {k: v[0] for k, v in new.sets.items()}:
-        return None
-    out = []
-    for name, (_, els) in sorted(new.sets.items()):
-        if old.sets[name][1] != els:
-            out.append(f"flush set ip {TABLE} {name}")
-            if els:
-                out.append(f"add element ip {TABLE} {name} {{ {', '.join(els)} }}")
-    return "\n".join(out) + ("\n" if out else "")
+    """update_transaction's script ("" if nothing changed); None: rewrite the table."""
+    txn = update_transaction(old, new)
+    return None if txn is None else render.script(txn)
 
 
 def _collapse(nets: list[str]) -> list[str]:
@@ -231,11 +249,11 @@ def _memo(memo: Memo | None, kind: str, items: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class _Compiled:
-    """One policy rule on one node: its IR, its two sets (with their text) and its rule."""
+    """One policy rule on one node: its IR, its two sets and its rule."""
 
     ir: AllowRule
-    sets: tuple[tuple[str, tuple[str, tuple[str, ...]], str], ...]  # (name, (type, elements), declaration)
-    rule: str
+    sets: tuple[SetDef, SetDef]  # its sources, its destinations
+    rule: Rule
 
 
 @dataclass(frozen=True)
@@ -253,17 +271,11 @@ def _compile_rule(name: str, src: list[str], dst: list[str], any_proto: bool, me
         return None  # matches nothing: leave it out
     src = _memo(memo, "c", src)
     dst = _memo(memo, "c" if any_proto else "d", dst)
-    sets = ((f"{name}-src", CIDRS, src), (f"{name}-dst", CIDRS if any_proto else TARGETS, dst))
-    rule = (
-        f"ip saddr @{name}-src ip daddr @{name}-dst return"
-        if any_proto
-        else f"ip saddr @{name}-src ip daddr . meta l4proto . th dport @{name}-dst return"
-    )
-    return _Compiled(
-        AllowRule(name, tuple(src), tuple(dst), any_proto),
-        tuple((n, (typ, tuple(sorted(els))), _set(n, typ, els)) for n, typ, els in sets),
-        rule,
-    )
+    src_set = SetDef(f"{name}-src", ADDR, flags=INTERVAL, elements=tuple(sorted(src)))
+    dst_set = SetDef(f"{name}-dst", ADDR if any_proto else TARGET, flags=INTERVAL, elements=tuple(sorted(dst)))
+    srcs, dsts = "@" + quote(src_set.name), "@" + quote(dst_set.name)
+    r = Rule(("ip", "saddr", srcs, *(DADDR if any_proto else TARGET_KEY), dsts, "return"))
+    return _Compiled(AllowRule(name, tuple(src), tuple(dst), any_proto), (src_set, dst_set), r)
 
 
 RuleValue = Callable[[str, int, PolicyRule], list[str]]  # (direction, index, rule) → _rule_value
@@ -305,19 +317,21 @@ def _assemble(node_addrs: tuple[str, ...], local_ips: list[str], pieces: Iterabl
         eg_isolated.update(pc.eg_isolated)
         ingress += pc.ingress
         egress += pc.egress
-    sets: dict[str, tuple[str, tuple[str, ...]]] = {
-        "ingress-isolated": ("ipv4_addr", tuple(sorted(in_isolated))),
-        "egress-isolated": ("ipv4_addr", tuple(sorted(eg_isolated))),
-        "node-addrs": ("ipv4_addr", tuple(sorted(set(node_addrs)))),
+    fixed = (
+        SetDef("ingress-isolated", ADDR, elements=tuple(sorted(in_isolated))),
+        SetDef("egress-isolated", ADDR, elements=tuple(sorted(eg_isolated))),
+        SetDef("node-addrs", ADDR, elements=tuple(sorted(set(node_addrs)))),
         # A pod is never cut off from itself (hairpin through a Service comes back DNATed to it).
-        "self": ("ipv4_addr . ipv4_addr", tuple(sorted(f"{ip} . {ip}" for ip in local_ips))),
-    }
-    lines = [_set(name, typ, els) for name, (typ, els) in sets.items()]
-    rule_sets = {name: (val, line) for c in (*ingress, *egress) for name, val, line in c.sets}
-    for name in sorted(rule_sets):
-        sets[name], line = rule_sets[name]
-        lines.append(line)
-    chains = _chains([c.rule for c in ingress], [c.rule for c in egress])
+        SetDef("self", (*ADDR, *ADDR), elements=tuple(sorted(f"{ip} . {ip}" for ip in local_ips))),
+    )
+    rule_sets = {s.name: s for c in (*ingress, *egress) for s in c.sets}
+    table = TableDef(
+        FAMILY,
+        TABLE,
+        (*fixed, *(rule_sets[name] for name in sorted(rule_sets))),
+        _chains(tuple(c.rule for c in ingress), tuple(c.rule for c in egress)),
+        COMMENT,
+    )
     return NodeRuleset(
         frozenset(node_addrs),
         frozenset(local_ips),
@@ -325,9 +339,8 @@ def _assemble(node_addrs: tuple[str, ...], local_ips: list[str], pieces: Iterabl
         frozenset(eg_isolated),
         tuple(c.ir for c in ingress),
         tuple(c.ir for c in egress),
-        _render(lines, chains),
-        sets,
-        tuple(chains),
+        table,
+        render.script(replace_table(table)),
     )
 
 
@@ -353,41 +366,20 @@ def compile_ruleset(view: View, inp: NodePolicyInput, cache: dict[tuple[str, str
     return _assemble(inp.node_addrs, [p.ip for p in local], pieces)
 
 
-def _set(name: str, typ: str, elements: Iterable[str]) -> str:
-    els = sorted(elements)
-    body = f" elements = {{ {', '.join(els)} }};" if els else ""
-    return f"  set {name} {{ type {typ};{body} }}"
+# The fixed rules, made once: their text is spelled once too.
+ESTABLISHED = rule("ct state established , related accept")
+TO_EGRESS, TO_INGRESS = rule("jump egress-check"), rule("jump ingress-check")
+EGRESS_HEAD = (rule("ip saddr != @egress-isolated return"), rule("ip saddr . ip daddr @self return"))
+INGRESS_HEAD = (rule("ip daddr != @ingress-isolated return"), rule("ip saddr @node-addrs return"), rule("ip saddr . ip daddr @self return"))
+FORWARD = Chain("forward", (ESTABLISHED, TO_EGRESS, TO_INGRESS), "filter", "forward", 0, "accept")
+INPUT = Chain("input", (ESTABLISHED, TO_EGRESS), "filter", "input", 0, "accept")
+DROP = rule("drop")
 
 
-def _chains(ingress_rules: list[str], egress_rules: list[str]) -> list[str]:
-    return [
-        "  chain forward {",
-        "    type filter hook forward priority 0; policy accept;",
-        "    ct state established,related accept",
-        "    jump egress-check",
-        "    jump ingress-check",
-        "  }",
-        "  chain input {",
-        "    type filter hook input priority 0; policy accept;",
-        "    ct state established,related accept",
-        "    jump egress-check",
-        "  }",
-        "  chain egress-check {",
-        "    ip saddr != @egress-isolated return",
-        "    ip saddr . ip daddr @self return",
-        *[f"    {r}" for r in egress_rules],
-        "    drop",
-        "  }",
-        "  chain ingress-check {",
-        "    ip daddr != @ingress-isolated return",
-        "    ip saddr @node-addrs return",
-        "    ip saddr . ip daddr @self return",
-        *[f"    {r}" for r in ingress_rules],
-        "    drop",
-        "  }",
-    ]
-
-
-def _render(set_lines: list[str], chains: list[str]) -> str:
-    out = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{", '  comment "kemu NetworkPolicy engine";']
-    return "\n".join([*out, *set_lines, *chains, "}"]) + "\n"
+def _chains(ingress_rules: tuple[Rule, ...], egress_rules: tuple[Rule, ...]) -> tuple[Chain, ...]:
+    return (
+        FORWARD,
+        INPUT,
+        Chain("egress-check", (*EGRESS_HEAD, *egress_rules, DROP)),
+        Chain("ingress-check", (*INGRESS_HEAD, *ingress_rules, DROP)),
+    )

@@ -14,14 +14,34 @@ what changed between two plans, also as one transaction.
 
 from __future__ import annotations
 
-import re
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 
+from emu.netfilter import render
+from emu.netfilter.ruleset import Chain, Rule, quote
+from emu.netfilter.transaction import (
+    AddChain,
+    AddElements,
+    AddRules,
+    AddSet,
+    DeleteChain,
+    DeleteElements,
+    DeleteSet,
+    FlushChain,
+    Op,
+    SetDef,
+    TableDef,
+    Transaction,
+    replace_table,
+    rule,
+    verdict,
+)
 from emu.proxy.plan import Backend, ProxyPlan, ServicePortPlan
 from emu.proxy.tracer import firewall_sources
 
-TABLE = "kemu-proxy"
+FAMILY, TABLE = "ip", "kemu-proxy"
+COMMENT = "kemu service proxy"
 MASQ = "0x4000"  # in the conntrack mark: the packet mark carries the balancing bucket
 
 NEW = "ct state new jump"
@@ -29,100 +49,104 @@ BY_VIP = "ip daddr . meta l4proto . th dport vmap"
 BY_NODEPORT = "ip daddr @nodeport-ips meta l4proto . th dport vmap"
 
 
-def _hook(kind: str, hook: str, priority: int) -> str:
+def _base(name: str, kind: str, hook: str, priority: int, *rules: str) -> Chain:
     # nft 1.0.6 refuses the symbolic `dstnat` for the ip family's output hook: numbers.
-    return f"type {kind} hook {hook} priority {priority}; policy accept;"
+    return Chain(name, tuple(rule(r) for r in rules), kind, hook, priority, "accept")
+
+
+def _regular(name: str, *rules: str) -> Chain:
+    return Chain(name, tuple(rule(r) for r in rules))
 
 
 # As kube-proxy, the filter chains see pre-DNAT addresses (dstnat - 10), except
 # cluster-ips-check: it rejects what DNAT left alone, a ClusterIP on a port or protocol no
 # Service port serves. Forward runs after prerouting's DNAT; the node's own traffic needs
 # an output chain after nat-output (dstnat + 10).
-SKELETON_CHAINS: list[tuple[str, str, list[str]]] = [
-    ("filter-prerouting", _hook("filter", "prerouting", -110), [f"{NEW} firewall-check"]),
-    ("filter-input", _hook("filter", "input", -110), [f"{NEW} nodeport-endpoints-check", f"{NEW} service-endpoints-check"]),
-    ("filter-forward", _hook("filter", "forward", -110), [f"{NEW} service-endpoints-check", f"{NEW} cluster-ips-check"]),
-    ("filter-output", _hook("filter", "output", -110), [f"{NEW} firewall-check", f"{NEW} service-endpoints-check"]),
-    ("filter-output-post-dnat", _hook("filter", "output", -90), [f"{NEW} cluster-ips-check"]),
-    ("nat-prerouting", _hook("nat", "prerouting", -100), ["jump services"]),
-    ("nat-output", _hook("nat", "output", -100), ["jump services"]),
-    ("nat-postrouting", _hook("nat", "postrouting", 100), ["jump masquerading"]),
-    ("firewall-check", "", [f"{BY_VIP} @firewall-ips"]),
-    ("service-endpoints-check", "", [f"{BY_VIP} @no-endpoint-services"]),
-    ("nodeport-endpoints-check", "", [f"{BY_NODEPORT} @no-endpoint-nodeports"]),
-    ("cluster-ips-check", "", ["ip daddr @cluster-ips reject"]),
-    ("services", "", [f"{BY_VIP} @service-ips", f"{BY_NODEPORT} @service-nodeports"]),
-    ("reject-chain", "", ["reject"]),
-    ("mark-for-masquerade", "", [f"ct mark set ct mark | {MASQ}"]),
-    (
+SKELETON_CHAINS: tuple[Chain, ...] = (
+    _base("filter-prerouting", "filter", "prerouting", -110, f"{NEW} firewall-check"),
+    _base("filter-input", "filter", "input", -110, f"{NEW} nodeport-endpoints-check", f"{NEW} service-endpoints-check"),
+    _base("filter-forward", "filter", "forward", -110, f"{NEW} service-endpoints-check", f"{NEW} cluster-ips-check"),
+    _base("filter-output", "filter", "output", -110, f"{NEW} firewall-check", f"{NEW} service-endpoints-check"),
+    _base("filter-output-post-dnat", "filter", "output", -90, f"{NEW} cluster-ips-check"),
+    _base("nat-prerouting", "nat", "prerouting", -100, "jump services"),
+    _base("nat-output", "nat", "output", -100, "jump services"),
+    _base("nat-postrouting", "nat", "postrouting", 100, "jump masquerading"),
+    _regular("firewall-check", f"{BY_VIP} @firewall-ips"),
+    _regular("service-endpoints-check", f"{BY_VIP} @no-endpoint-services"),
+    _regular("nodeport-endpoints-check", f"{BY_NODEPORT} @no-endpoint-nodeports"),
+    _regular("cluster-ips-check", "ip daddr @cluster-ips reject"),
+    _regular("services", f"{BY_VIP} @service-ips", f"{BY_NODEPORT} @service-nodeports"),
+    _regular("reject-chain", "reject"),
+    _regular("mark-for-masquerade", f"ct mark set ct mark | {MASQ}"),
+    _regular(
         "masquerading",
-        "",
-        [
-            # Hairpin: a pod sent to itself through a Service must see the reply come back
-            # through the node, so its source is rewritten.
-            "ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random",
-            f"ct mark & {MASQ} != 0 masquerade fully-random",
-        ],
+        # Hairpin: a pod sent to itself through a Service must see the reply come back
+        # through the node, so its source is rewritten.
+        "ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random",
+        f"ct mark & {MASQ} != 0 masquerade fully-random",
     ),
-]
-SKELETON_NAMES = {name for name, _, _ in SKELETON_CHAINS}
-VIP_KEY = "ipv4_addr . inet_proto . inet_service"
-BACKEND = "ipv4_addr . inet_service"
-MAPS = {
-    "service-ips": f"{VIP_KEY} : verdict",
-    "service-nodeports": "inet_proto . inet_service : verdict",
-    "no-endpoint-services": f"{VIP_KEY} : verdict",
-    "no-endpoint-nodeports": "inet_proto . inet_service : verdict",
-    "firewall-ips": f"{VIP_KEY} : verdict",
-    "cluster-backends": f"{VIP_KEY} . mark : {BACKEND}",
-    "external-backends": f"{VIP_KEY} . mark : {BACKEND}",
-    "np-cluster-backends": f"inet_proto . inet_service . mark : {BACKEND}",
-    "np-external-backends": f"inet_proto . inet_service . mark : {BACKEND}",
+)
+VIP_KEY = ("ipv4_addr", "inet_proto", "inet_service")
+NP_KEY = ("inet_proto", "inet_service")
+BACKEND = ("ipv4_addr", "inet_service")
+VERDICT = ("verdict",)
+MAPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # name → (key type, data type)
+    "service-ips": (VIP_KEY, VERDICT),
+    "service-nodeports": (NP_KEY, VERDICT),
+    "no-endpoint-services": (VIP_KEY, VERDICT),
+    "no-endpoint-nodeports": (NP_KEY, VERDICT),
+    "firewall-ips": (VIP_KEY, VERDICT),
+    "cluster-backends": ((*VIP_KEY, "mark"), BACKEND),
+    "external-backends": ((*VIP_KEY, "mark"), BACKEND),
+    "np-cluster-backends": ((*NP_KEY, "mark"), BACKEND),
+    "np-external-backends": ((*NP_KEY, "mark"), BACKEND),
 }
-SETS = {"hairpin": "ipv4_addr . ipv4_addr", "cluster-ips": "ipv4_addr"}  # elements carry no value
+SETS: dict[str, tuple[str, ...]] = {"hairpin": ("ipv4_addr", "ipv4_addr"), "cluster-ips": ("ipv4_addr",)}  # elements carry no value
 VIP_LOOKUP = "ip daddr . meta l4proto . th dport . meta mark"
 NP_LOOKUP = "meta l4proto . th dport . meta mark"
+REJECT = verdict("goto", "reject-chain")
 
 
 @dataclass
 class ServiceRender:
     """Everything one service port contributes to the table."""
 
-    chains: dict[str, list[str]] = field(default_factory=dict)  # its own chains
+    chains: dict[str, tuple[Rule, ...]] = field(default_factory=dict)  # its own chains
     shared: set[str] = field(default_factory=set)  # shared balancing chains it uses
-    sets: dict[str, str] = field(default_factory=dict)  # its own sets: name → declaration
-    elements: dict[str, dict[str, str]] = field(default_factory=dict)  # map/set → key → value
+    sets: dict[str, SetDef] = field(default_factory=dict)  # its own sets
+    elements: dict[str, dict[str, str]] = field(default_factory=dict)  # map/set → key → data ("" in a set)
 
 
-def shared_chain(name: str, pod_cidr: str) -> list[str]:
+@functools.lru_cache(maxsize=1024)
+def shared_chain(name: str, pod_cidr: str) -> tuple[Rule, ...]:
     """The rules of a shared balancing chain, from its name alone."""
     kind, *counts = name.rsplit("-", 2) if name.startswith(("ext-local-", "np-local-")) else name.rsplit("-", 1)
     n = [int(c) for c in counts]
 
-    def balance(count: int, lookup: str, backends: str) -> list[str]:
+    def balance(count: int, lookup: str, backends: str) -> list[Rule]:
         if count == 0:
-            return ["drop"]
-        return [f"meta mark set numgen random mod {count}", f"dnat ip addr . port to {lookup} map @{backends}"]
+            return [rule("drop")]
+        return [rule(f"meta mark set numgen random mod {count}"), rule(f"dnat ip addr . port to {lookup} map", f"@{backends}")]
 
     if kind == "cluster":
-        return [f"ip saddr != {pod_cidr} jump mark-for-masquerade", *balance(n[0], VIP_LOOKUP, "cluster-backends")]
+        return (rule("ip saddr !=", pod_cidr, "jump mark-for-masquerade"), *balance(n[0], VIP_LOOKUP, "cluster-backends"))
     if kind == "np-cluster":
-        return balance(n[0], NP_LOOKUP, "np-cluster-backends")
+        return tuple(balance(n[0], NP_LOOKUP, "np-cluster-backends"))
     if kind == "ext":
-        return ["jump mark-for-masquerade", *balance(n[0], VIP_LOOKUP, "external-backends")]
+        return (rule("jump mark-for-masquerade"), *balance(n[0], VIP_LOOKUP, "external-backends"))
     if kind == "np-ext":
-        return ["jump mark-for-masquerade", *balance(n[0], NP_LOOKUP, "np-external-backends")]
+        return (rule("jump mark-for-masquerade"), *balance(n[0], NP_LOOKUP, "np-external-backends"))
     # externalTrafficPolicy: Local. Pods and the node itself are in-cluster clients (the
     # cluster endpoints; the node's own traffic masqueraded); others keep their source.
     local, cluster = n
-    inner = f"cluster-{cluster}" if kind == "ext-local" else f"np-cluster-{cluster}"
+    inner = quote(f"cluster-{cluster}" if kind == "ext-local" else f"np-cluster-{cluster}")
     lookup, backends = (VIP_LOOKUP, "external-backends") if kind == "ext-local" else (NP_LOOKUP, "np-external-backends")
-    return [
-        f"ip saddr {pod_cidr} goto {inner}",
-        "fib saddr type local jump mark-for-masquerade",
-        f"fib saddr type local goto {inner}",
+    return (
+        rule("ip saddr", pod_cidr, "goto", inner),
+        rule("fib saddr type local jump mark-for-masquerade"),
+        rule("fib saddr type local goto", inner),
         *balance(local, lookup, backends),
-    ]
+    )
 
 
 def svc_chain(sp: ServicePortPlan) -> str:
@@ -145,13 +169,15 @@ def aff_set(sp: ServicePortPlan, b: Backend) -> str:
     return f"aff-{sp.hash}-{b.ip}-{b.port}"
 
 
-def _balance_chains(sp: ServicePortPlan, eps: tuple[Backend, ...]) -> list[str]:
+def _balance_chains(sp: ServicePortPlan, eps: tuple[Backend, ...]) -> list[Rule]:
     """Per-Service balancing (affinity): kube-proxy's endpoint chains and affinity sets."""
     if not eps:
-        return ["drop"]
-    rules = [f"ip saddr @{aff_set(sp, b)} goto {ep_chain(sp, b)}" for b in eps]
-    vmap = ", ".join(f"{i} : goto {ep_chain(sp, b)}" for i, b in enumerate(eps))
-    return [*rules, f"numgen random mod {len(eps)} vmap {{ {vmap} }}"]
+        return [rule("drop")]
+    rules = [rule("ip saddr", "@" + quote(aff_set(sp, b)), "goto", quote(ep_chain(sp, b))) for b in eps]
+    vmap: list[str] = []
+    for i, b in enumerate(eps):
+        vmap += [*([","] if i else []), str(i), ":", "goto", quote(ep_chain(sp, b))]
+    return [*rules, rule(f"numgen random mod {len(eps)} vmap {{", *vmap, "}")]
 
 
 def render_service(plan: ProxyPlan, sp: ServicePortPlan) -> ServiceRender:
@@ -162,14 +188,17 @@ def render_service(plan: ProxyPlan, sp: ServicePortPlan) -> ServiceRender:
     el["cluster-ips"][sp.cluster_ip] = ""
     if sp.lb_ips and sp.source_ranges:
         # Checked in prerouting, so it applies with or without endpoints (kube-proxy).
-        r.chains[fw_chain(sp)] = [f"ip saddr {{ {', '.join(firewall_sources(plan, sp))} }} return", "drop"]
+        sources: list[str] = []
+        for src in firewall_sources(plan, sp):
+            sources += [*([","] if sources else []), src]
+        r.chains[fw_chain(sp)] = (rule("ip saddr {", *sources, "} return"), rule("drop"))
         for ip in sp.lb_ips:
-            el["firewall-ips"][f"{ip} . {proto} . {sp.port}"] = f"goto {fw_chain(sp)}"
+            el["firewall-ips"][f"{ip} . {proto} . {sp.port}"] = verdict("goto", fw_chain(sp))
     if not sp.has_endpoints:
         for ip in [sp.cluster_ip, *vips]:
-            el["no-endpoint-services"][f"{ip} . {proto} . {sp.port}"] = "goto reject-chain"
+            el["no-endpoint-services"][f"{ip} . {proto} . {sp.port}"] = REJECT
         if sp.node_port:
-            el["no-endpoint-nodeports"][f"{proto} . {sp.node_port}"] = "goto reject-chain"
+            el["no-endpoint-nodeports"][f"{proto} . {sp.node_port}"] = REJECT
         return r
     for b in sorted({*sp.cluster_endpoints, *sp.external_endpoints}, key=lambda x: (x.ip, x.port)):
         el["hairpin"][f"{b.ip} . {b.ip}"] = ""
@@ -190,7 +219,7 @@ def render_service(plan: ProxyPlan, sp: ServicePortPlan) -> ServiceRender:
             r.shared.add(f"cluster-{nc}")
         if chain.startswith("np-local-"):
             r.shared.add(f"np-cluster-{nc}")
-        return f"goto {chain}"
+        return verdict("goto", chain)
 
     el["service-ips"][f"{sp.cluster_ip} . {proto} . {sp.port}"] = use(f"cluster-{nc}")
     fill("cluster-backends", f"{sp.cluster_ip} . {proto} . {sp.port}", sp.cluster_endpoints)
@@ -215,97 +244,73 @@ def render_service(plan: ProxyPlan, sp: ServicePortPlan) -> ServiceRender:
 
 def _affinity(plan: ProxyPlan, sp: ServicePortPlan, r: ServiceRender, vips: list[str]) -> None:
     proto = sp.protocol
-    r.chains[svc_chain(sp)] = [
-        f"ip daddr {sp.cluster_ip} ip saddr != {plan.pod_cidr} jump mark-for-masquerade",
+    svc = quote(svc_chain(sp))
+    r.chains[svc_chain(sp)] = (
+        rule("ip daddr", sp.cluster_ip, "ip saddr !=", plan.pod_cidr, "jump mark-for-masquerade"),
         *_balance_chains(sp, sp.cluster_endpoints),
-    ]
-    r.elements["service-ips"][f"{sp.cluster_ip} . {proto} . {sp.port}"] = f"goto {svc_chain(sp)}"
+    )
+    r.elements["service-ips"][f"{sp.cluster_ip} . {proto} . {sp.port}"] = verdict("goto", svc_chain(sp))
     if sp.node_port or vips:
         if sp.external_local:
             ext = [
-                f"ip saddr {plan.pod_cidr} goto {svc_chain(sp)}",
-                "fib saddr type local jump mark-for-masquerade",
-                f"fib saddr type local goto {svc_chain(sp)}",
+                rule("ip saddr", plan.pod_cidr, "goto", svc),
+                rule("fib saddr type local jump mark-for-masquerade"),
+                rule("fib saddr type local goto", svc),
                 *_balance_chains(sp, sp.external_endpoints),
             ]
         else:
-            ext = ["jump mark-for-masquerade", *_balance_chains(sp, sp.external_endpoints)]
-        r.chains[ext_chain(sp)] = ext
+            ext = [rule("jump mark-for-masquerade"), *_balance_chains(sp, sp.external_endpoints)]
+        r.chains[ext_chain(sp)] = tuple(ext)
         for ip in vips:
-            r.elements["service-ips"][f"{ip} . {proto} . {sp.port}"] = f"goto {ext_chain(sp)}"
+            r.elements["service-ips"][f"{ip} . {proto} . {sp.port}"] = verdict("goto", ext_chain(sp))
         if sp.node_port:
-            r.elements["service-nodeports"][f"{proto} . {sp.node_port}"] = f"goto {ext_chain(sp)}"
+            r.elements["service-nodeports"][f"{proto} . {sp.node_port}"] = verdict("goto", ext_chain(sp))
     for b in sorted({*sp.cluster_endpoints, *sp.external_endpoints}, key=lambda x: (x.ip, x.port)):
-        r.sets[aff_set(sp, b)] = f"type ipv4_addr; flags dynamic,timeout; timeout {sp.affinity_timeout}s;"
-        r.chains[ep_chain(sp, b)] = [f"update @{aff_set(sp, b)} {{ ip saddr }}", f"meta l4proto {proto} dnat to {b.ip}:{b.port}"]
+        aff = "@" + quote(aff_set(sp, b))
+        r.sets[aff_set(sp, b)] = SetDef(
+            aff_set(sp, b), ("ipv4_addr",), flags=frozenset({"dynamic", "timeout"}), timeout=f"{sp.affinity_timeout}s"
+        )
+        r.chains[ep_chain(sp, b)] = (rule("update", aff, "{ ip saddr }"), rule(f"meta l4proto {proto} dnat to {b.ip}:{b.port}"))
 
 
 def render_all(plan: ProxyPlan) -> dict[str, ServiceRender]:
     return {sp.id: render_service(plan, sp) for sp in plan.services}
 
 
-_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9/_.-]*$")
-
-
-def _q(name: str) -> str:
-    """nft's identifiers allow letters, digits, '/', '_', '.', '-' (kube-proxy's chain
-    names rely on that); anything else must be quoted."""
-    return name if _IDENT.match(name) else f'"{name}"'
-
-
-def _quote_refs(rule: str) -> str:
-    words = rule.split(" ")
-    for i, w in enumerate(words):
-        if i > 0 and words[i - 1] in ("goto", "jump") and w not in SKELETON_NAMES:
-            words[i] = _q(w.rstrip(",")) + ("," if w.endswith(",") else "")
-        elif w.startswith("@aff-"):
-            words[i] = "@" + _q(w[1:])
-    return " ".join(words)
-
-
-def _element(key: str, value: str) -> str:
-    return f"{key} : {_quote_refs(value)}" if value else key
-
-
-def _union(renders: dict[str, ServiceRender]) -> tuple[dict[str, list[str]], dict[str, str], dict[str, dict[str, str]]]:
+def _union(renders: dict[str, ServiceRender]) -> tuple[dict[str, tuple[Rule, ...]], dict[str, SetDef], dict[str, dict[str, str]]]:
     chains = {c: rules for r in renders.values() for c, rules in r.chains.items()}
     sets = {s: d for r in renders.values() for s, d in r.sets.items()}
-    elements = {m: {k: v for r in renders.values() for k, v in r.elements.get(m, {}).items()} for m in [*MAPS, *SETS]}
+    elements: dict[str, dict[str, str]] = {m: {} for m in [*MAPS, *SETS]}
+    for r in renders.values():
+        for m, els in r.elements.items():
+            if els:
+                elements[m].update(els)
     return chains, sets, elements
 
 
-def _all_chains(plan: ProxyPlan, renders: dict[str, ServiceRender]) -> dict[str, list[str]]:
-    chains, _, _ = _union(renders)
-    for name in sorted({s for r in renders.values() for s in r.shared}):
+def table(plan: ProxyPlan, renders: dict[str, ServiceRender] | None = None) -> TableDef:
+    """The whole table for a plan."""
+    renders = renders if renders is not None else render_all(plan)
+    chains, sets, elements = _union(renders)
+    for name in {s for r in renders.values() for s in r.shared}:
         chains[name] = shared_chain(name, plan.pod_cidr)
-    return chains
+    return TableDef(
+        FAMILY,
+        TABLE,
+        (
+            SetDef("nodeport-ips", ("ipv4_addr",), elements=plan.node_ips),
+            *(SetDef(name, key, data, elements=elements[name]) for name, (key, data) in MAPS.items()),
+            *(SetDef(name, key, elements=elements[name]) for name, key in SETS.items()),
+            *(sets[name] for name in sorted(sets)),
+        ),
+        (*SKELETON_CHAINS, *(Chain(name, chains[name]) for name in sorted(chains))),
+        COMMENT,
+    )
 
 
 def render_full(plan: ProxyPlan, renders: dict[str, ServiceRender] | None = None) -> str:
     """The whole table, replacing any previous one, as one transaction."""
-    renders = renders if renders is not None else render_all(plan)
-    _, sets, elements = _union(renders)
-    out = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{", '  comment "kemu service proxy";']
-    node_ips = ", ".join(plan.node_ips)
-    out.append("  set nodeport-ips { type ipv4_addr;" + (f" elements = {{ {node_ips} }};" if node_ips else "") + " }")
-    for name, typ in [*MAPS.items(), *SETS.items()]:
-        elems = [_element(k, v) for k, v in elements[name].items()]
-        body = f" elements = {{ {', '.join(elems)} }};" if elems else ""
-        out.append(f"  {'map' if name in MAPS else 'set'} {name} {{ type {typ};{body} }}")
-    for name, decl in sorted(sets.items()):
-        out.append(f"  set {_q(name)} {{ {decl} }}")
-    for name, hook, rules in SKELETON_CHAINS:
-        out.append(f"  chain {name} {{")
-        if hook:
-            out.append(f"    {hook}")
-        out.extend(f"    {rule}" for rule in rules)
-        out.append("  }")
-    for name, rules in sorted(_all_chains(plan, renders).items()):
-        out.append(f"  chain {_q(name)} {{")
-        out.extend(f"    {_quote_refs(rule)}" for rule in rules)
-        out.append("  }")
-    out.append("}")
-    return "\n".join(out) + "\n"
+    return render.script(replace_table(table(plan, renders)))
 
 
 class NftState:
@@ -315,7 +320,7 @@ class NftState:
     def __init__(self, plan: ProxyPlan, renders: dict[str, ServiceRender]) -> None:
         self.pod_cidr = plan.pod_cidr
         self.renders = dict(renders)
-        self.refs: Counter[tuple[str, str, str]] = Counter()  # (map, key, value)
+        self.refs: Counter[tuple[str, str, str]] = Counter()  # (map, key, data)
         self.shared: Counter[str] = Counter()
         for r in renders.values():
             self._count(r, +1)
@@ -329,7 +334,10 @@ class NftState:
 
     def update(self, changed: dict[str, ServiceRender | None]) -> str:
         """Apply `changed` (service id → new render, None: gone); the transaction text."""
-        t = f"ip {TABLE}"
+        return render.script(self.transaction(changed))
+
+    def transaction(self, changed: dict[str, ServiceRender | None]) -> Transaction:
+        """Apply `changed` (service id → new render, None: gone); the transaction."""
         touched = [*self._olds(changed), *[r for r in changed.values() if r is not None]]
         before_refs = {key: self.refs[key] for r in touched for key in _keys(r)}
         before_shared = {c: self.shared[c] for r in touched for c in r.shared}
@@ -353,38 +361,38 @@ class NftState:
         new_chains = {c: rules for sid in changed if (r := self.renders.get(sid)) for c, rules in r.chains.items()}
         old_sets = {x: d for r in old_own.values() if r for x, d in r.sets.items()}
         new_sets = {x: d for sid in changed if (r := self.renders.get(sid)) for x, d in r.sets.items()}
-        out: list[str] = []
-        by_map: dict[str, list[str]] = {}
-        for m, k, _ in gone_el:
-            by_map.setdefault(m, []).append(k)
-        out += [f"delete element {t} {m} {{ {', '.join(keys)} }}" for m, keys in by_map.items()]
+        ops: list[Op] = []
+        if gone_el:
+            gone_keys: dict[str, list[str]] = {}
+            for m, k, _ in gone_el:
+                gone_keys.setdefault(m, []).append(k)
+            ops += [DeleteElements(m, tuple(keys)) for m, keys in gone_keys.items()]
         changed_sets = {x for x in new_sets if x in old_sets and old_sets[x] != new_sets[x]}
         gone_sets = set(old_sets) - set(new_sets)
+        # A chain that reads a set made anew is written anew too (the set's delete needs it unused).
+        uses = {"@" + quote(x) for x in changed_sets}
         rewrite = [
             c
             for c in sorted(new_chains)
-            if old_chains.get(c) != new_chains[c] or any(f"@{x} " in " ".join(new_chains[c]) + " " for x in changed_sets)
+            if old_chains.get(c) != new_chains[c] or (uses and any(uses.intersection(r.tokens) for r in new_chains[c]))
         ]
-        for c in [*sorted(set(old_chains) - set(new_chains)), *gone_shared, *[c for c in rewrite if c in old_chains]]:
-            out.append(f"flush chain {t} {_q(c)}")
-        for x in sorted(changed_sets | gone_sets):
-            out.append(f"delete set {t} {_q(x)}")
-        for x, d in sorted(new_sets.items()):
-            if x not in old_sets or x in changed_sets:
-                out.append(f"add set {t} {_q(x)} {{ {d} }}")
-        for c in [*[c for c in rewrite if c not in old_chains], *new_shared]:
-            out.append(f"add chain {t} {_q(c)}")
-        for c in new_shared:
-            out.extend(f"add rule {t} {_q(c)} {_quote_refs(rule)}" for rule in shared_chain(c, self.pod_cidr))
-        for c in rewrite:
-            out.extend(f"add rule {t} {_q(c)} {_quote_refs(rule)}" for rule in new_chains[c])
-        by_map = {}
-        for m, k, v in new_el:
-            by_map.setdefault(m, []).append(_element(k, v))
-        out += [f"add element {t} {m} {{ {', '.join(els)} }}" for m, els in by_map.items()]
-        for c in [*sorted(set(old_chains) - set(new_chains)), *gone_shared]:
-            out.append(f"delete chain {t} {_q(c)}")
-        return "\n".join(out) + ("\n" if out else "")
+        gone_chains = [*sorted(set(old_chains) - set(new_chains)), *gone_shared]
+        if gone_chains or rewrite:
+            ops += [FlushChain(c) for c in [*gone_chains, *[c for c in rewrite if c in old_chains]]]
+        if old_sets or new_sets:
+            ops += [DeleteSet(x) for x in sorted(changed_sets | gone_sets)]
+            ops += [AddSet(d) for x, d in sorted(new_sets.items()) if x not in old_sets or x in changed_sets]
+        if rewrite or new_shared:
+            ops += [AddChain(Chain(c)) for c in [*[c for c in rewrite if c not in old_chains], *new_shared]]
+            ops += [AddRules(c, shared_chain(c, self.pod_cidr)) for c in new_shared]
+            ops += [AddRules(c, new_chains[c]) for c in rewrite]
+        if new_el:
+            new_els: dict[str, dict[str, str]] = {}
+            for m, k, v in new_el:
+                new_els.setdefault(m, {})[k] = v
+            ops += [AddElements(m, els) for m, els in new_els.items()]
+        ops += [DeleteChain(c) for c in gone_chains]
+        return Transaction(FAMILY, TABLE, tuple(ops))
 
     def _olds(self, changed: dict[str, ServiceRender | None]) -> list[ServiceRender]:
         return [r for sid in changed if (r := self.renders.get(sid)) is not None]

@@ -11,6 +11,7 @@ from emu.errors import CommandError
 from emu.netfilter.backend import NftBackend
 from emu.netfilter.fake import FakeKernel, FakeNft, load
 from emu.netfilter.ruleset import Chain, Element
+from emu.netfilter.transaction import rule
 from emu.policy.compile import NodePolicyInput, compile_ruleset
 from emu.policy.oracle import View
 from emu.proxy import nft_render
@@ -245,7 +246,7 @@ def _policy_text() -> str:
     [
         nft_render.render_full(plans()["n1"]),
         masquerade_ruleset("10.244.0.0/16"),
-        hostport_render(['ip daddr 172.30.0.2 tcp dport 8080 dnat to 10.244.0.2:80 comment "default/web-1"']),
+        hostport_render([rule("ip daddr 172.30.0.2 tcp dport 8080 dnat to 10.244.0.2:80", comment="default/web-1")]),
         _policy_text(),
     ],
     ids=["proxy", "cni", "hostport", "policy"],

@@ -15,6 +15,7 @@ from emu.dataplane.hostports import render as hostport_render
 from emu.errors import KemuError
 from emu.netfilter.evaluate import Evaluator, Outcome, Packet
 from emu.netfilter.fake import FakeKernel, load
+from emu.netfilter.transaction import rule
 from emu.policy.compile import NodePolicyInput, compile_ruleset
 from emu.policy.oracle import Endpoint, View, decide
 from emu.proxy import nft_render
@@ -165,7 +166,7 @@ def test_random_proxy_tables_agree_with_the_tracer(step: Any) -> None:
 # -- the evaluator's kernel semantics ----------------------------------------------------
 
 N1 = plans()["n1"]
-HOSTPORT_AND_PROXY = nft_render.render_full(N1) + hostport_render(["tcp dport 30080 dnat to 10.244.0.9:80"])
+HOSTPORT_AND_PROXY = nft_render.render_full(N1) + hostport_render([rule("tcp dport 30080 dnat to 10.244.0.9:80")])
 
 
 def test_the_first_nat_chain_to_bind_wins_and_accept_ends_only_its_base_chain() -> None:

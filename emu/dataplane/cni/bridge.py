@@ -16,6 +16,9 @@ from emu.dataplane import rtnl
 from emu.dataplane.cni.base import CNIPlugin
 from emu.dataplane.handles import NsHandle, write_sysctl_here
 from emu.dataplane.rtnl import RtnlSocket
+from emu.netfilter import render
+from emu.netfilter.ruleset import Chain
+from emu.netfilter.transaction import TableDef, replace_table, rule
 
 BRIDGE = "cbr0"
 TABLE = "kemu-cni"
@@ -28,18 +31,22 @@ def mac_for(ip: str) -> str:
     return "0a:58:" + ":".join(f"{int(o):02x}" for o in ip.split("."))
 
 
-def masquerade_ruleset(pod_cidr: str) -> str:
-    # nft 1.0.6 wants a ';' or newline before '}'; priority as a number (srcnat = 100).
-    return (
-        f"table ip {TABLE} {{}}\n"
-        f"delete table ip {TABLE}\n"
-        f"table ip {TABLE} {{\n"
-        f"  chain postrouting {{\n"
-        f"    type nat hook postrouting priority 100; policy accept;\n"
-        f'    ip saddr {pod_cidr} ip daddr != {pod_cidr} masquerade comment "pod traffic leaving the pod network"\n'
-        f"  }}\n"
-        f"}}\n"
+def masquerade_table(pod_cidr: str) -> TableDef:
+    """Pod traffic leaving the pod network goes out with the node's address."""
+    postrouting = Chain(
+        "postrouting",
+        (rule("ip saddr", pod_cidr, "ip daddr !=", pod_cidr, "masquerade", comment="pod traffic leaving the pod network"),),
+        "nat",
+        "postrouting",
+        100,  # srcnat, as a number (nft 1.0.6)
+        "accept",
     )
+    return TableDef("ip", TABLE, chains=(postrouting,))
+
+
+def masquerade_ruleset(pod_cidr: str) -> str:
+    """The script that writes the masquerade table, replacing any previous one."""
+    return render.script(replace_table(masquerade_table(pod_cidr)))
 
 
 class BridgeCNI(CNIPlugin):
