@@ -14,9 +14,12 @@ import logging
 import os
 import shutil
 import time
+import weakref
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from emu.controllers.endpointslices import Snapshot
 from emu.errors import KemuError
 from emu.gateway import deploy, haproxy, haproxy_ctl
 from emu.gateway.conditions import merge_conditions
@@ -57,27 +60,82 @@ def merge(a: Compiled, b: Compiled) -> Compiled:
 
 
 def service_ports(
-    services: dict[str, Service], slices: dict[str, list[EndpointSlice]]
+    services: Mapping[str, Service], slices: Mapping[str, list[EndpointSlice]]
 ) -> dict[tuple[str, str], tuple[ServicePortInfo, ...]]:
     """Each Service port with its ready endpoints (pod IP, the port the slice gives for
     that Service port's name): what a proxy sends to, as Gateway implementations read
     EndpointSlices rather than going through the ClusterIP."""
-    out: dict[tuple[str, str], tuple[ServicePortInfo, ...]] = {}
-    for key, svc in services.items():
-        infos = []
-        for p in svc.ports:
-            eps: list[Endpoint] = []
-            for sl in slices.get(key, ()):
-                port = next((ep.port for ep in sl.ports if ep.name == p.name and ep.protocol == p.protocol), None)
-                if port is None:
-                    continue
-                for e in sl.endpoints:
-                    if e.conditions.ready:
-                        eps.extend(Endpoint(a, port, e.target_ref) for a in e.addresses)
-            app = getattr(p, "app_protocol", None)
-            infos.append(ServicePortInfo(p.port, p.name, p.protocol, app, tuple(sorted(set(eps), key=lambda x: (x.ip, x.port)))))
-        out[(svc.meta.namespace, svc.meta.name)] = tuple(infos)
-    return out
+    return {(svc.meta.namespace, svc.meta.name): _port_infos(svc, slices.get(key, ())) for key, svc in services.items()}
+
+
+def _port_infos(svc: Service, slices: Iterable[EndpointSlice]) -> tuple[ServicePortInfo, ...]:
+    slices = tuple(slices)
+    infos = []
+    for p in svc.ports:
+        eps: list[Endpoint] = []
+        for sl in slices:
+            port = next((ep.port for ep in sl.ports if ep.name == p.name and ep.protocol == p.protocol), None)
+            if port is None:
+                continue
+            for e in sl.endpoints:
+                if e.conditions.ready:
+                    eps.extend(Endpoint(a, port, e.target_ref) for a in e.addresses)
+        app = getattr(p, "app_protocol", None)
+        infos.append(ServicePortInfo(p.port, p.name, p.protocol, app, tuple(sorted(set(eps), key=lambda x: (x.ip, x.port)))))
+    return tuple(infos)
+
+
+class ServicePorts:
+    """`service_ports` with memory: only Services whose object or slices are other
+    objects than last time are looked at again, and the same dict comes back while
+    nothing changed (the compilers compare worlds: a dict compared with itself is
+    cheap). A new dict on change: worlds handed out earlier stay as they were."""
+
+    def __init__(self) -> None:
+        self._services, self._slices = Snapshot(), Snapshot()
+        self._infos: dict[tuple[str, str], tuple[ServicePortInfo, ...]] = {}
+        self._ids: dict[str, tuple[str, str]] = {}  # store key → (ns, name)
+        self.out: dict[tuple[str, str], tuple[ServicePortInfo, ...]] = {}
+
+    def get(
+        self, services: Mapping[str, Service], slices: Mapping[str, list[EndpointSlice]]
+    ) -> dict[tuple[str, str], tuple[ServicePortInfo, ...]]:
+        changed = self._services.changed(services) | self._slices.changed(slices)
+        if len(changed) > 64:  # keep the Services' order, as service_ports gives it
+            changed_order = [k for k in services if k in changed] + [k for k in self._ids if k in changed and k not in services]
+        else:
+            changed_order = list(changed)
+        dirty = False
+        for key in changed_order:
+            svc = services.get(key)
+            was = self._ids.get(key)
+            ident = (svc.meta.namespace, svc.meta.name) if svc is not None else None
+            before = self._infos.get(was) if was is not None else None
+            if was is not None and was != ident:
+                del self._ids[key], self._infos[was]
+            if svc is None or ident is None:
+                dirty = dirty or was is not None
+                continue
+            infos = _port_infos(svc, slices.get(key, ()))
+            if was != ident or before != infos:
+                self._ids[key], self._infos[ident] = ident, infos
+                dirty = True
+        if dirty:
+            self.out = dict(self._infos)
+        return self.out
+
+
+_PORTS: dict[int, tuple[weakref.ref[Any], ServicePorts]] = {}  # id(store) → (the store, its cache)
+
+
+def _ports_of(store: Any) -> ServicePorts:
+    """The store's ServicePorts (a store is not hashable: kept by id, checked by a weak reference)."""
+    hit = _PORTS.get(id(store))
+    if hit is None or hit[0]() is not store:
+        for k in [k for k, (ref, _) in _PORTS.items() if ref() is None]:
+            del _PORTS[k]
+        hit = _PORTS[id(store)] = (weakref.ref(store), ServicePorts())
+    return hit[1]
 
 
 class GatewayPlane:
@@ -278,7 +336,7 @@ def world_of(store: Any, slices: dict[str, list[EndpointSlice]], ready: dict[str
     addresses["Ingress/kemu"] = _lb_ips(store, "Ingress/kemu", "")
     return World(
         objects=objects,
-        services=service_ports(store.services, slices),
+        services=_ports_of(store).get(store.services, slices),
         secrets=secrets,
         namespaces={n: dict(x.meta.labels) for n, x in store.namespaces.items()},
         created=created,

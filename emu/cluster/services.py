@@ -11,7 +11,7 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from emu.controllers.endpointslices import ZONE_LABEL, slices_for
+from emu.controllers.endpointslices import ZONE_LABEL, SliceCache
 from emu.controllers.ipam import AddressPlan
 from emu.dataplane import netns
 from emu.dataplane.handles import NsHandle, write_sysctl_here
@@ -47,6 +47,9 @@ class ServicePlane:
         self.proxiers = {n: Proxier(h.name, backend, netfilter) for n, h in nodes.items()}
         self.announcer = Announcer(nodes)
         self.slices: dict[str, list[EndpointSlice]] = {}
+        self._slice_cache = SliceCache()
+        self._manual: dict[str, list[EndpointSlice]] = {}  # selector-less Services' slices, as last given
+        self._special: dict[str, Service] = {}  # LoadBalancers and Services with externalIPs
         self.plans: dict[str, ProxyPlan] = {}
         self.compiler = PlanCompiler()  # keeps each Service's compiled ports between syncs
         self.local_counts: dict[tuple[str, str], int] = {}
@@ -65,14 +68,7 @@ class ServicePlane:
 
     def sync(self, services: dict[str, Service], statuses: dict[str, Any], manual: dict[str, EndpointSlice], pods: list[PodView]) -> None:
         zones = {n.name: n.labels.get(ZONE_LABEL, "") for n in self.addr.nodes}
-        slices: dict[str, list[EndpointSlice]] = {}
-        for svc in services.values():
-            if svc.selector is not None:
-                slices[svc.key] = slices_for(svc, pods, zones)
-        for sl in manual.values():
-            key = f"{sl.meta.namespace}/{sl.service_name}"
-            if key in services and services[key].selector is None:
-                slices.setdefault(key, []).append(sl)
+        slices = self._slices(services, manual, pods, zones)
         self.slices = slices
         svc_list = list(services.values())
         self.compiler.update(svc_list, statuses, slices)  # once: what changed since the last sync
@@ -80,9 +76,39 @@ class ServicePlane:
             change = self.compiler.plan(n.name, (n.ip,), self.pod_cidr)
             self.plans[n.name] = change.plan
             self.syncer.run("proxy", n.name, functools.partial(self.proxiers[n.name].sync, change.plan, change=change))
-        self._sync_lb(svc_list, statuses, slices)
-        self._sync_health(svc_list, statuses, slices)
-        self._sync_external_routes(svc_list, statuses)
+        # Only LoadBalancers and Services with externalIPs matter below: kept aside as
+        # Services change, so that a sync does not walk every Service.
+        for key in self._slice_cache.services_changed:
+            svc = services.get(key)
+            if svc is not None and (svc.type == "LoadBalancer" or svc.external_ips):
+                self._special[key] = svc
+            else:
+                self._special.pop(key, None)
+        special = list(self._special.values())
+        self._sync_lb(special, statuses, slices)
+        self._sync_health(special, statuses, slices)
+        self._sync_external_routes(special, statuses)
+
+    def _slices(
+        self, services: dict[str, Service], manual: dict[str, EndpointSlice], pods: list[PodView], zones: dict[str, str]
+    ) -> dict[str, list[EndpointSlice]]:
+        """Every Service's slices: the controller's (cached, see SliceCache) and, for
+        selector-less Services, the user's own. Unchanged lists stay the same objects, and
+        the dict itself when nothing changed."""
+        redo = self._slice_cache.update(services, pods, zones)
+        own: dict[str, list[EndpointSlice]] = {}
+        for sl in manual.values():
+            key = f"{sl.meta.namespace}/{sl.service_name}"
+            if key in services and services[key].selector is None:
+                own.setdefault(key, []).append(sl)
+        for key, lst in own.items():
+            before = self._manual.get(key)
+            if before == lst:
+                own[key] = before
+        if not redo and own.keys() == self._manual.keys() and all(own[k] is self._manual[k] for k in own):
+            return self.slices
+        self._manual = own
+        return {**self._slice_cache.slices, **own}
 
     def _sync_external_routes(self, services: list[Service], statuses: dict[str, Any]) -> None:
         """An on-link route per externalIP on every node, as for the Service range: a

@@ -184,12 +184,12 @@ class Store:
         """The API server's admission, checked before anything changes; the Services'
         new allocations (None if no Service changes)."""
         admission.check(self, parsed)
+        changed = [obj for _, obj in parsed.order if isinstance(obj, Service) and self.services.get(obj.key) != obj]
+        if not changed:
+            return None  # looked up one by one: a Service applied unchanged costs nothing at 10,000
         services = dict(self.services)
-        for _, obj in parsed.order:
-            if isinstance(obj, Service):
-                services[obj.key] = obj
-        if services == self.services:
-            return None
+        for obj in changed:
+            services[obj.key] = obj
         # Raises with the API server's messages; only returns when all fit.
         return service_alloc.allocate(self.spec, list(services.values()), self.service_status, parsed.where)
 

@@ -29,8 +29,20 @@ def hash_template(labels: dict[str, str], annotations: dict[str, str], spec: Pod
     return encode(hashlib.sha256(blob.encode()).digest(), 10)
 
 
+# Each sync hashes every workload's template; the same Workload object gives the same hash
+# (it is frozen), so it is hashed once: id → (the object, its hash), checked by identity.
+_HASHES: dict[int, tuple[Workload, str]] = {}
+
+
 def workload_hash(w: Workload) -> str:
-    return hash_template(w.template_labels, w.template_annotations, w.template_spec)
+    hit = _HASHES.get(id(w))
+    if hit is not None and hit[0] is w:
+        return hit[1]
+    h = hash_template(w.template_labels, w.template_annotations, w.template_spec)
+    if len(_HASHES) > 4096:
+        _HASHES.clear()  # old objects: a bound, not an eviction policy
+    _HASHES[id(w)] = (w, h)
+    return h
 
 
 def suffix(seed: str) -> str:

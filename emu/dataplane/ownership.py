@@ -106,8 +106,10 @@ class Record:
     def add_netns(self, names: list[str]) -> None:
         with self._lock:
             have = set(self.data["netns"])
-            self.data["netns"].extend(n for n in names if n not in have)
-        self.save()
+            fresh = [n for n in names if n not in have]
+            self.data["netns"].extend(fresh)
+        if fresh:  # written before the namespaces exist; nothing new, nothing to write
+            self.save()
 
     def add_etc_dirs(self, directories: list[str]) -> None:
         with self._lock:

@@ -140,6 +140,18 @@ def soa_text(mname: str, rname: str, serial: int, ttl: int) -> str:
     return f"{mname} {rname} {serial % 2**32} 7200 1800 86400 {ttl}"
 
 
+def srv_lines(targets: Sequence[str]) -> list[str]:
+    """An owner's SRV records from its targets ("port name"), duplicates once."""
+    unique = dict.fromkeys(targets) if len(targets) > 1 else targets
+    weight = max(1, round(100 / len(unique)))  # RFC 2782: equal shares at priority 0, as CoreDNS
+    return [f"SRV 0 {weight} {t}" for t in unique]
+
+
+def rrset_text(lines: Sequence[str]) -> str:
+    """An owner's lines as the index holds them, duplicates once."""
+    return lines[0] if len(lines) == 1 else "\n".join(dict.fromkeys(lines))
+
+
 class Builder:
     """Collects records, then freezes them into an Index (shared by the cluster and upstream builders)."""
 
@@ -176,9 +188,7 @@ class Builder:
 
     def build(self, pod_zone: str = "", recursive: bool = False) -> Index:
         for owner, targets in self.srv.items():
-            unique = dict.fromkeys(targets) if len(targets) > 1 else targets
-            weight = max(1, round(100 / len(unique)))  # RFC 2782: equal shares at priority 0, as CoreDNS
-            self.recs.setdefault(owner, []).extend(f"SRV 0 {weight} {t}" for t in unique)
+            self.recs.setdefault(owner, []).extend(srv_lines(targets))
         apexes = set(self.zones)
         ents = set(self.ents)
         records: dict[str, str] = {}
@@ -194,10 +204,27 @@ class Builder:
             if not name:
                 continue
             ents.update(above)
-            records[owner] = lines[0] if len(lines) == 1 else "\n".join(dict.fromkeys(lines))
+            records[owner] = rrset_text(lines)
         endpoints = {owner: " ".join(dict.fromkeys(ips)) for owner, ips in self.endpoints.items() if owner in records}
         ents -= records.keys() | apexes
         return Index(tuple(self.zones), records, frozenset(ents), self.ttl, self.serial, pod_zone, endpoints, recursive)
+
+
+def frame(zone: str, ttl: int, service_cidr: str, pod_cidr: str, dns_ip: str, serial: int) -> Builder:
+    """A builder with what the cluster zone holds before any Service (`zone`: lower-case, no
+    final dot): the zones' SOA and NS, the schema version, the name server's address."""
+    b = Builder(ttl, serial)
+    ns_name, hostmaster = f"ns.dns.{zone}", f"hostmaster.{zone}"
+    b.zone(zone, ns_name, hostmaster)
+    for cidr in (service_cidr, pod_cidr):
+        for rz in reverse_zones(cidr) if cidr else ():
+            if rz not in b.zones:
+                b.zone(rz, ns_name, hostmaster)
+    b.add(f"dns-version.{zone}", f'TXT "{SCHEMA_VERSION}"')  # spec §2.2
+    if dns_ip:
+        b.address(ns_name, dns_ip)  # the NS target, as CoreDNS answers it
+    b.ents.update((f"svc.{zone}", f"pod.{zone}"))
+    return b
 
 
 def build_index(
@@ -221,17 +248,7 @@ def build_index(
     key to (hostname, subdomain) and overrides what the pods' specs say. `pods_mode`: insecure
     (any dashed IP in an existing namespace), verified (only running pods' IPs) or disabled."""
     zone = zone.strip(".").lower()
-    b = Builder(ttl, serial)
-    ns_name, hostmaster = f"ns.dns.{zone}", f"hostmaster.{zone}"
-    b.zone(zone, ns_name, hostmaster)
-    for cidr in (service_cidr, pod_cidr):
-        for rz in reverse_zones(cidr) if cidr else ():
-            if rz not in b.zones:
-                b.zone(rz, ns_name, hostmaster)
-    b.add(f"dns-version.{zone}", f'TXT "{SCHEMA_VERSION}"')  # spec §2.2
-    if dns_ip:
-        b.address(ns_name, dns_ip)  # the NS target, as CoreDNS answers it
-    b.ents.update((f"svc.{zone}", f"pod.{zone}"))
+    b = frame(zone, ttl, service_cidr, pod_cidr, dns_ip, serial)
 
     pods = list(pods)
     known = set(namespaces) | {p.namespace for p in pods}
@@ -239,7 +256,7 @@ def build_index(
     hosts.update(hostnames or {})
     for svc in services:
         known.add(svc.meta.namespace)
-        _service(b, svc, statuses.get(svc.key), slices.get(svc.key, ()), hosts, zone)
+        add_service(b, svc, statuses.get(svc.key), slices.get(svc.key, ()), hosts, zone)
     for ns in known:
         b.ents.update((f"{ns}.svc.{zone}".lower(), f"{ns}.pod.{zone}".lower()))
     if pods_mode == "verified":
@@ -249,9 +266,11 @@ def build_index(
     return b.build(f"pod.{zone}" if pods_mode == "insecure" else "")
 
 
-def _service(
+def add_service(
     b: Builder, svc: Service, st: ServiceStatus | None, slices: Sequence[EndpointSlice], hosts: Mapping[str, tuple[str, str]], zone: str
 ) -> None:
+    """One Service's records (`zone`: lower-case, no final dot): they depend on nothing
+    else than these arguments (RecordCache in emu/cluster/dns.py relies on it)."""
     name = svc.meta.name.lower()
     base = f"{name}.{svc.meta.namespace}.svc.{zone}".lower()
     if svc.type == "ExternalName":

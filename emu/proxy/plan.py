@@ -12,10 +12,10 @@ import bisect
 import hashlib
 import itertools
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from emu.controllers.endpointslices import Snapshot
 from emu.controllers.service_alloc import port_key
 from emu.model.services import EndpointSlice, Service, ServiceStatus
 
@@ -184,27 +184,6 @@ class _NodeState:
     pending: set[str] = field(default_factory=set)  # Services changed since this node's last plan
 
 
-class _Snapshot:
-    """A mapping's keys and values as last seen, compared at C speed: list equality looks
-    at identity first, and a store's dict (or one built the same way every sync) keeps
-    its order."""
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-        self.values: list[Any] = []
-
-    def changed(self, new: Mapping[str, Any], differ: Callable[[Any, Any], bool]) -> set[str]:
-        """Keys that came, went or whose values `differ`; then remember `new`."""
-        keys, values = list(new), list(new.values())
-        if keys == self.keys:
-            out = set() if values == self.values else set(itertools.compress(keys, map(differ, values, self.values)))
-        else:
-            old = dict(zip(self.keys, self.values, strict=True))
-            out = {k for k in new.keys() | old.keys() if k not in new or k not in old or differ(new[k], old[k])}
-        self.keys, self.values = keys, values
-        return out
-
-
 def _diff(old: Iterable[ServicePortPlan], new: Iterable[ServicePortPlan]) -> PortChanges:
     before, after = {sp.id: sp for sp in old}, {sp.id: sp for sp in new}
     return {i: (before.get(i), after.get(i)) for i in before.keys() | after.keys() if before.get(i) != after.get(i)}
@@ -231,7 +210,7 @@ class PlanCompiler:
         self._list: list[Service] = []
         self._list_keys: list[str] = []
         self._by_key: dict[str, Service] = {}
-        self._statuses, self._slices = _Snapshot(), _Snapshot()
+        self._statuses, self._slices = Snapshot(), Snapshot()
         self._entries: dict[str, _Entry] = {}  # proxied Services only
         self._order: list[str] = []  # their keys, sorted
         self._nodes: dict[str, _NodeState] = {}
