@@ -15,6 +15,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from emu.cli import watch_events
 from emu.cli.argv import UsageError
 from emu.cli.describe import describe_deployment, describe_node, describe_other, describe_pod, describe_service, events_for
 from emu.cli.manifests import read_inputs
@@ -429,6 +430,10 @@ def cmd_get(args: argparse.Namespace) -> int:
     if named and args.all_namespaces:
         raise UsageError("a resource cannot be retrieved by name across all namespaces")
     cluster, ns = pick_cluster(args.cluster), _namespace(args)
+    if args.watch:
+        if named or args.selector or [info.kind for info, _ in targets] != ["Event"]:
+            raise UsageError("-w/--watch follows events only: kemu get events -w [-n NS | -A] [-o json|yaml]")
+        return watch_events.follow(cluster, ns, args.all_namespaces, args.output, args.no_headers)
     groups: list[tuple[str, list[Obj]]] = []
     missing: list[str] = []
     for info, names in targets:

@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Any
 
-from emu.cli import commands
+from emu.cli import capture_cmd, commands
 from emu.cli.argv import find_verb, parse_intermixed, split_dashdash
 from emu.dataplane import ownership
 from emu.errors import KemuError, ValidationError
@@ -101,6 +101,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     p.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"])
     p.add_argument("--show-labels", action="store_true", help="add a LABELS column")
     p.add_argument("--no-headers", action="store_true", help="no header line")
+    p.add_argument("-w", "--watch", action="store_true", help="events: keep printing new ones until Ctrl-C")
 
     p = add("describe", "show one or more objects in detail")
     p.add_argument("words", nargs="+", metavar="KIND[/NAME] [NAME…]")
@@ -152,6 +153,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     p.add_argument("--protocol", type=str.lower, choices=["tcp", "udp"], action="append", dest="protocols")
     p.add_argument("--timeout", type=float, default=1.0)
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+
+    p = add("capture", "tcpdump in pods, nodes, hosts or the switch, merged: capture TARGET… [FILTER…]")
+    capture_cmd.add_arguments(p)
     return ap, verbs
 
 
@@ -205,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         format="kemu: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    handler = getattr(commands, "cmd_" + args.cmd.replace("-", "_"))
+    handler = capture_cmd.cmd_capture if args.cmd == "capture" else getattr(commands, "cmd_" + args.cmd.replace("-", "_"))
     if args.cmd not in NO_ROOT and os.geteuid() != 0:
         print(f"kemu {args.cmd}: needs root (network namespaces); try sudo", file=sys.stderr)
         return 1
@@ -244,6 +248,8 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise  # the reader of our output left (`| head`): main() ends quietly
     except Exception as e:
         # Anything the library did not translate into a KemuError (a netlink error, a key
         # missing) is kemu's failure, not bad input: one line, exit 1, the traceback in a log.

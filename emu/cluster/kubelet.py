@@ -28,6 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from emu.cluster.events import EventRecorder, Involved
 from emu.cluster.pod_state import ContainerState, PodState
 from emu.controllers import pod_dns
 from emu.dataplane import etcfiles, netns
@@ -62,8 +63,10 @@ class Kubelet:
         lock: threading.RLock,
         on_change: Callable[[], None],
         data: Callable[[], tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], dict[str, str]]]],
+        events: EventRecorder | None = None,
     ) -> None:
         self.cluster = cluster
+        self.events = events if events is not None else EventRecorder()
         self.network = network
         self.server = server
         self.record = record
@@ -160,6 +163,21 @@ class Kubelet:
         else:
             self._start_containers(st)
 
+    # --- events ----------------------------------------------------------------------------
+
+    def _event(self, st: PodState, reason: str, message: str, container: str = "", warning: bool = False) -> None:
+        where = f"spec.containers{{{container}}}" if container else ""
+        self.events.record(
+            Involved("Pod", st.pod.meta.name, st.pod.meta.namespace, where), reason, message, "kubelet", warning=warning, host=st.node
+        )
+
+    def _readiness_event(self, st: PodState, was_ready: bool) -> None:
+        # Not an event Kubernetes records, but what people watch for: kemu's own reasons.
+        if st.is_ready and not was_ready:
+            self._event(st, "Ready", "Pod is ready: all its containers are ready")
+        elif was_ready and not st.is_ready and not st.terminating:
+            self._event(st, "NotReady", "Pod is not ready", warning=True)
+
     def _write_etc(self, st: PodState) -> None:
         """The pod's /etc/resolv.conf and /etc/hosts, as the kubelet writes them; in
         /etc/netns/<netns> (so `ip netns exec` sees them too), or, for a host-network pod
@@ -226,6 +244,7 @@ class Kubelet:
             etc_dir=st.etc_dir if st.host_network else "",
         )
         self.record.add_process(proc.ref, f"{st.pod.key}/{c.name}")
+        self._event(st, "Started", f"Started container {c.name}", c.name)
         cs = st.containers[c.name]
         cs.proc, cs.state, cs.reason, cs.started_at, cs.exit_code = proc, "running", "", time.time(), None
         if c.name in st.ready and c.readiness_probe is None and cs.started and st.phase == "Running":
@@ -256,9 +275,11 @@ class Kubelet:
                 self._spawn(st, c, argv)
             else:
                 cs.state, cs.reason, cs.started_at = "running", "", time.time()
+                self._event(st, "Started", f"Started container {c.name}", c.name)
             cs.started = c.startup_probe is None
             st.ready[c.name] = c.readiness_probe is None and cs.started
         st.phase = "Running"
+        self._readiness_event(st, False)
         for c in pod.spec.containers:
             self._start_probes(st, c)
         with self.status:
@@ -277,13 +298,19 @@ class Kubelet:
 
         def readiness_changed(ok: bool) -> None:
             with self.status:
+                was = st.is_ready
                 st.ready[c.name] = ok and cs.started
                 self.status.notify_all()
+            if not ok and cs.started and not st.terminating:
+                self._event(st, "Unhealthy", "Readiness probe failed", c.name, warning=True)
+            self._readiness_event(st, was)
             self.on_change()
 
         def liveness_changed(ok: bool) -> None:
             if not ok:
                 log.info("pod %s container %s failed its liveness probe; restarting it", st.pod.key, c.name)
+                self._event(st, "Unhealthy", "Liveness probe failed", c.name, warning=True)
+                self._event(st, "Killing", f"Container {c.name} failed liveness probe, will be restarted", c.name)
                 threading.Thread(target=self._restart_container, args=(st, c, "liveness probe failed"), daemon=True).start()
 
         def startup_changed(ok: bool) -> None:
@@ -296,6 +323,7 @@ class Kubelet:
                 if c.liveness_probe is not None:
                     run(c.liveness_probe, "liveness", liveness_changed)
             else:
+                self._event(st, "Unhealthy", "Startup probe failed", c.name, warning=True)
                 threading.Thread(target=self._restart_container, args=(st, c, "startup probe failed"), daemon=True).start()
 
         if c.startup_probe is not None:
@@ -382,6 +410,9 @@ class Kubelet:
                 delay = 0.0 if cs.restarts == 1 else min(BACKOFF_START * 2 ** (cs.restarts - 2), BACKOFF_MAX)
                 cs.state, cs.reason = "waiting", "CrashLoopBackOff" if delay else "ContainerCreating"
                 cs.restart_at = now + delay
+                if delay:
+                    msg = f"Back-off restarting failed container {c.name} in pod {st.pod.meta.name}_{st.pod.meta.namespace}"
+                    self._event(st, "BackOff", msg, c.name, warning=True)
         if st.phase == "Running" and all(st.containers[c.name].state == "terminated" for c in st.pod.spec.containers):
             st.phase = "Succeeded" if all(st.containers[c.name].exit_code == 0 for c in st.pod.spec.containers) else "Failed"
             changed = True
@@ -392,6 +423,10 @@ class Kubelet:
     def stop_workloads(self, st: PodState, whole_cluster: bool = False) -> None:
         for f in st.probes:
             f.cancel()
+        if not whole_cluster:
+            for c in st.pod.spec.containers:
+                if c.name in st.containers and st.containers[c.name].state == "running":
+                    self._event(st, "Killing", f"Stopping container {c.name}", c.name)
         self.server.stop_pod(st.pod.key)
         processes.stop(st.procs)
         for p in st.procs:

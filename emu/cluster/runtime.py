@@ -31,6 +31,7 @@ from typing import Any
 from emu.cluster import system
 from emu.cluster.dns import UPSTREAM_DOMAIN, DNSPlane
 from emu.cluster.drift import DriftRepair
+from emu.cluster.events import EventRecorder, Involved, ServiceWatch, record_controller_events, sync_observer
 from emu.cluster.gateways import GATEWAY_CLASS, INGRESS_CLASS, GatewayPlane, ProxyPod, world_of
 from emu.cluster.kubelet import Kubelet
 from emu.cluster.pod_state import PodState
@@ -96,7 +97,11 @@ class Cluster:
         self._dirty = threading.Event()
         self._stopping = False
         self._sync_thread = threading.Thread(target=self._sync_loop, name="kemu-sync", daemon=True)
-        self.kubelet = Kubelet(self.name, self.network, self.server, self.record, self.log_dir, self.lock, self._dirty.set, self._env_data)
+        self.events = EventRecorder()
+        self.kubelet = Kubelet(
+            self.name, self.network, self.server, self.record, self.log_dir, self.lock, self._dirty.set, self._env_data, self.events
+        )
+        self._service_events = ServiceWatch(self.events)
         self.pods = self.kubelet.pods
         self._status = self.kubelet.status
 
@@ -110,7 +115,7 @@ class Cluster:
             self.progress("network", 0, 1)
             self.network.build()
             self.record.update(nodes=self._member_record(self.network.nodes), hosts=self._member_record(self.network.hosts))
-            self.syncer = NodeSyncer(self._dirty.set)
+            self.syncer = NodeSyncer(self._dirty.set, sync_observer(self.events))
             self.services = ServicePlane(
                 self.plan,
                 self.network.nodes,
@@ -302,6 +307,7 @@ class Cluster:
             return self._apply_locked(ParsedManifests(manifests_of([(key, obj)]), {}, [(key, obj)]))
 
     def _realise(self, changes: Changes, grace: int | None = None) -> None:
+        record_controller_events(self.events, changes.events)
         for pod in changes.delete:
             self._terminate(pod.key, grace)
         for pod in changes.create:
@@ -354,6 +360,7 @@ class Cluster:
             return
         pods = self.pod_views()
         self.services.sync(self.store.services, self.store.service_status, self.store.endpoint_slices, pods)
+        self._service_events.update(self.services.slices, getattr(self.services, "lb_nodes", {}), self._lb_owner)
         if self.dns is not None:
             self.dns.sync(
                 self.store.services, self.store.service_status, self.services.slices, pods, list(self.store.namespaces), self.dns_servers()
@@ -365,6 +372,9 @@ class Cluster:
         if self.drift is not None:
             self.drift.sync()
         self._sync_gateways()
+
+    def _lb_owner(self, ip: str) -> str | None:
+        return next((k for k, st in self.store.service_status.items() if st.lb_ip == ip), None)
 
     def _sync_gateways(self) -> None:
         """Gateways and Ingresses: compile, deploy the proxies (objects applied here go
@@ -466,10 +476,13 @@ class Cluster:
         s = scheduler.Scheduler(scheduler.node_infos(self.store.nodes, capacity, load), placed, ns_labels)
         for st in pending:
             node = s.schedule(st.pod)
+            pod = Involved("Pod", st.pod.meta.name, st.pod.meta.namespace)
             if node is None:
                 st.unschedulable = s.reason(st.pod)
                 log.warning("pod %s is Pending: %s", st.pod.key, st.unschedulable)
+                self.events.record(pod, "FailedScheduling", st.unschedulable, "default-scheduler", warning=True)
                 continue
+            self.events.record(pod, "Scheduled", f"Successfully assigned {st.pod.key} to {node}", "default-scheduler")
             if st.pod.spec.host_network:
                 ip = self.plan.node(node).ip  # the node's own address; no pod IP used
             else:

@@ -35,6 +35,10 @@ class GetArgs(Scope, total=False):
     kind: Required[str]  # any spelling `kemu api-resources` lists
     name: str | None  # None: every object (of the namespace)
     selector: str | None  # a label selector, as -l takes it
+    # Events only (`get events -w`): those whose metadata.resourceVersion is above
+    # `since`, waiting up to `wait` seconds for one if there is none yet.
+    since: int | None
+    wait: float | None
 
 
 class Sources(TypedDict, total=False):

@@ -30,6 +30,7 @@ from emu.daemon.protocol import (
     DeleteArgs,
     DeleteFileArgs,
     DeleteResult,
+    GetArgs,
     LogsArgs,
     LogsResult,
     ProbeArgs,
@@ -59,6 +60,24 @@ def _result_line(kind: str, name: str, verb: str) -> str:
 def _deleted_line(kind: str, name: str) -> str:
     info = registry.info(kind)
     return f'{info.resource if info else kind.lower()} "{name}" deleted'
+
+
+def _events(c: Cluster, a: GetArgs) -> list[dict[str, Any]]:
+    """Events, oldest first; with `wait`, blocks until one newer than `since` exists."""
+    since = a.get("since") or 0
+    wait = min(float(a.get("wait") or 0), 60.0)  # a long poll, not a connection held forever
+    if wait > 0:
+        c.events.wait(since, wait)
+    if a.get("selector"):
+        return []  # events carry no labels
+    out = []
+    for e in c.events.since(since, _namespace("Event", a)):
+        if a.get("name") and e.name != a.get("name"):
+            continue
+        v1 = e.as_v1()
+        v1["metadata"]["resourceVersion"] = str(e.seq)
+        out.append(v1)
+    return out
 
 
 def _namespace(kind: str, a: Scope) -> str | None:
@@ -201,7 +220,7 @@ def handle_request(c: Cluster, req: Request, on_down: Callable[[], None]) -> Res
         a = req["args"]
         kind = registry.canonical_kind(a["kind"])
         if kind == "Event":
-            return []
+            return _events(c, a)
         selector = a.get("selector")
         sel = parse_selector(selector) if selector else None
         return views.objects(c, kind, _namespace(kind, a), a.get("name"), sel)

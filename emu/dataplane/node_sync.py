@@ -53,9 +53,14 @@ def one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
+# Told of every sync that wrote something or failed: (plane, node, full, ms, error or "").
+SyncObserver = Callable[[str, str, bool, float, str], None]
+
+
 class NodeSyncer:
-    def __init__(self, wake: Callable[[], None]) -> None:
+    def __init__(self, wake: Callable[[], None], observer: SyncObserver | None = None) -> None:
         self._wake = wake  # asks the cluster's sync path to run again
+        self._observer = observer
         self._lock = threading.Lock()
         self._state: dict[tuple[str, str], PlaneStatus] = {}
         self._timers: dict[tuple[str, str], threading.Timer] = {}
@@ -73,6 +78,8 @@ class NodeSyncer:
             self._failed(key, st, e)
             return False
         took = (time.perf_counter() - t0) * 1000
+        if wrote and self._observer is not None:
+            self._observer(plane, node, st.full_pending, took, "")
         if wrote or st.full_pending or st.error:
             if st.error:
                 log.warning("%s on %s: synced again after %d failure(s)", plane, node, st.failures)
@@ -88,6 +95,8 @@ class NodeSyncer:
         delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
         msg = one_line(e)
         log.warning("%s on %s: sync failed (%s); full resync in %.1fs", plane, node, msg, delay)
+        if self._observer is not None:
+            self._observer(plane, node, True, 0.0, f"{msg}; full resync in {delay:.1f} s")
         with self._lock:
             marks = self._state.get(key, st).marks
             self._state[key] = replace(st, failures=failures, error=msg, full_pending=True, retry_at=time.time() + delay, marks=marks)

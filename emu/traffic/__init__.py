@@ -1,1 +1,1 @@
-"""Traffic: the reachability probe (and, later, scapy helpers)."""
+"""Traffic: the reachability probe, scapy helpers for kemu's own tests, packet capture (tcpdump in namespaces, pcap merging)."""
