@@ -154,6 +154,8 @@ class RecordCache:
                 self._reset()
                 changed = set(keys)
                 self._seen.clear()
+                for k in keys:  # numbered in the Services' order now: refresh() walks a set
+                    self._seq[k] = self._next = self._next + 1
             self._order = keys
         self.pending |= changed
         trigger = False
