@@ -4,6 +4,7 @@ resourceVersion is above the last one seen, waiting up to POLL_S for one."""
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from emu.cli.output import Obj, dump, render_many
@@ -27,6 +28,16 @@ def _show(items: list[Obj], output: str | None, all_ns: bool, headers: bool) -> 
 
 
 def follow(cluster: str, namespace: str, all_ns: bool, output: str | None, no_headers: bool = False) -> int:
+    # Ctrl-C ends the watch even when SIGINT came ignored (a command started in the
+    # background by a non-interactive shell inherits that), as tcpdump's does.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _follow(cluster, namespace, all_ns, output, no_headers)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _follow(cluster: str, namespace: str, all_ns: bool, output: str | None, no_headers: bool) -> int:
     items = list(request(cluster, "get", kind="Event", namespace=namespace, all_namespaces=all_ns) or [])
     _show(items, output, all_ns, headers=not no_headers)
     last = _version(items, 0)
