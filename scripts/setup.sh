@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # busybox: containers of busybox images run their applets (sh, sleep, wget, nc) through it.
 PKGS=(mininet iproute2 nftables iptables conntrack ethtool iperf3 curl
       netcat-openbsd tcpdump dnsutils bridge-utils procps iputils-ping iputils-arping kmod python3-venv python3-pip
-      busybox dnsperf haproxy openssl wrk)
+      busybox dnsperf haproxy openssl wrk graphviz chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -28,7 +28,7 @@ from emu.dataplane import netns
 from emu.dataplane.cleanup import clean_cluster
 from emu.dataplane.ownership import Record, list_clusters
 from emu.errors import DaemonError, KemuError, NotFoundError, Problem, ValidationError
-from emu.traffic.probe import Result, table
+from emu.traffic.probe import ProbeRow, Result, table
 
 if TYPE_CHECKING:
     from emu.cluster.runtime import Progress
@@ -746,7 +746,9 @@ def cmd_probe(args: argparse.Namespace) -> str | int:
         results = [Result(r["from"], r["to"], r["port"], r["protocol"], r["connected"]) for r in raw]
         if args.expect:
             diffs = [r for r in raw if r["connected"] != r["expected"]]
-            if args.output == "json":
+            if args.output in ("svg", "html"):
+                print(_probe_picture(args, list(raw)), end="")
+            elif args.output == "json":
                 print(json.dumps({"target": args.to, "results": raw, "differences": diffs}, indent=1))
             else:
                 print(table(results))
@@ -756,6 +758,18 @@ def cmd_probe(args: argparse.Namespace) -> str | int:
                     print(f"DIFFERENCE {r['from']} → {r['to']}:{r['port']}/{r['protocol']}: policy says {want}, the kernel {got}")
                 print(f"{len(diffs)} difference(s) from the NetworkPolicy oracle")
             return 1 if diffs else 0
+    if args.output in ("svg", "html"):
+        print(_probe_picture(args, [r.as_json() for r in results]), end="")
+        return 0
     if args.output == "json":
         return json.dumps({"target": args.to, "results": [r.as_json() for r in results]}, indent=1)
     return table(results)
+
+
+def _probe_picture(args: argparse.Namespace, rows: list[ProbeRow]) -> str:
+    """`probe -o svg|html`: the matrix as a coloured grid (emu/cli/probe_svg.py)."""
+    from emu.cli import probe_svg
+
+    where = args.file or args.cluster or os.environ.get("KEMU_CLUSTER") or "the cluster"
+    title = f"kemu probe {where} --to {args.to}" + (" --expect" if args.expect else "")
+    return probe_svg.svg(rows, title) if args.output == "svg" else probe_svg.page(rows, title)

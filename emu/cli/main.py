@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Any
 
-from emu.cli import capture_cmd, commands
+from emu.cli import capture_cmd, commands, graph_cmd
 from emu.cli.argv import find_verb, parse_intermixed, split_dashdash
 from emu.dataplane import ownership
 from emu.errors import KemuError, ValidationError
@@ -152,7 +152,10 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     p.add_argument("--port", type=int, action="append", dest="ports")
     p.add_argument("--protocol", type=str.lower, choices=["tcp", "udp"], action="append", dest="protocols")
     p.add_argument("--timeout", type=float, default=1.0)
-    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    p.add_argument("-o", "--output", choices=["table", "json", "svg", "html"], default="table", help="svg, html: a coloured grid")
+
+    p = add("graph", "a picture of the cluster (Graphviz): topology, or with --policies who may reach whom")
+    graph_cmd.add_arguments(p)
 
     p = add("capture", "tcpdump in pods, nodes, hosts or the switch, merged: capture TARGET… [FILTER…]")
     capture_cmd.add_arguments(p)
@@ -209,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         format="kemu: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    handler = capture_cmd.cmd_capture if args.cmd == "capture" else getattr(commands, "cmd_" + args.cmd.replace("-", "_"))
+    own = {"capture": capture_cmd.cmd_capture, "graph": graph_cmd.cmd_graph}
+    handler = own.get(args.cmd) or getattr(commands, "cmd_" + args.cmd.replace("-", "_"))
     if args.cmd not in NO_ROOT and os.geteuid() != 0:
         print(f"kemu {args.cmd}: needs root (network namespaces); try sudo", file=sys.stderr)
         return 1

@@ -27,6 +27,8 @@ from emu.daemon.protocol import (
     ObjectResult,
     ProbeArgs,
     ProbeResult,
+    ReachabilityArgs,
+    ReachabilityResult,
     RolloutStatusArgs,
     RolloutStatusResult,
     ScaleArgs,
@@ -82,6 +84,8 @@ def request(cluster: str, op: Literal["rollout_restart"], timeout: float = ..., 
 def request(cluster: str, op: Literal["logs"], timeout: float = ..., **args: Unpack[LogsArgs]) -> LogsResult: ...
 @overload
 def request(cluster: str, op: Literal["probe"], timeout: float = ..., **args: Unpack[ProbeArgs]) -> ProbeResult: ...
+@overload
+def request(cluster: str, op: Literal["reachability"], timeout: float = ..., **args: Unpack[ReachabilityArgs]) -> ReachabilityResult: ...
 @overload
 def request(cluster: str, op: Literal["down"], timeout: float = ..., **args: Unpack[NoArgs]) -> DownResult: ...
 def request(cluster: str, op: str, timeout: float = 300.0, **args: Any) -> Any:

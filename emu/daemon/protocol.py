@@ -111,6 +111,13 @@ class ProbeArgs(TypedDict, total=False):
     expect: bool  # add each row's NetworkPolicy verdict
 
 
+class ReachabilityArgs(TypedDict, total=False):
+    """The probe's pairs (the same clients, destinations, ports), judged by the oracle only."""
+
+    ports: list[int] | None
+    protocols: list[str] | None
+
+
 # --- requests: the op, then its args (the tag mypy narrows on) -------------------------------
 
 
@@ -174,6 +181,11 @@ class ProbeRequest(TypedDict):
     args: ProbeArgs
 
 
+class ReachabilityRequest(TypedDict):
+    op: Literal["reachability"]
+    args: ReachabilityArgs
+
+
 class DownRequest(TypedDict):
     op: Literal["down"]
     args: NoArgs
@@ -192,6 +204,7 @@ Request = (
     | RolloutRestartRequest
     | LogsRequest
     | ProbeRequest
+    | ReachabilityRequest
     | DownRequest
 )
 
@@ -257,6 +270,9 @@ class DownResult(TypedDict):
 GetResult = list[Obj]
 ExplainResult = list[str]  # the explanation's lines
 ProbeResult = list[ProbeRow]
+# The NetworkPolicy oracle's verdict on one probe row, no traffic sent ("from" is a keyword).
+ReachabilityRow = TypedDict("ReachabilityRow", {"from": str, "to": str, "port": int, "protocol": str, "allowed": bool})
+ReachabilityResult = list[ReachabilityRow]
 
 Response = (
     StatusResult
@@ -269,5 +285,6 @@ Response = (
     | RolloutStatusResult
     | LogsResult
     | ProbeResult
+    | ReachabilityResult
     | DownResult
 )

@@ -20,7 +20,7 @@ from typing import Any
 
 from emu.cluster import views
 from emu.cluster.explaining import expected, explain
-from emu.cluster.probing import probe_cluster
+from emu.cluster.probing import KUBE_NAMESPACES, probe_cluster
 from emu.cluster.runtime import Cluster
 from emu.config import registry
 from emu.config.loader import load_manifest_texts
@@ -35,6 +35,8 @@ from emu.daemon.protocol import (
     LogsResult,
     ProbeArgs,
     ProbeResult,
+    ReachabilityArgs,
+    ReachabilityResult,
     Request,
     Response,
     RolloutStatusArgs,
@@ -212,6 +214,35 @@ def _probe(c: Cluster, a: ProbeArgs) -> ProbeResult:
     return rows
 
 
+def _reachability(c: Cluster, a: ReachabilityArgs) -> ReachabilityResult:
+    """The rows `probe` would give (the same client pods, destinations, served ports),
+    each with the oracle's verdict as `probe --expect` computes it; no traffic is sent."""
+    protos = {p.upper() for p in a.get("protocols") or []} or {"TCP", "UDP"}
+    ports = a.get("ports")
+    with c.lock:
+        pods = sorted(
+            (
+                st
+                for st in c.pods.values()
+                if st.phase == "Running" and st.netns and st.ip and not st.terminating and not st.host_network
+                and st.pod.meta.namespace not in KUBE_NAMESPACES
+            ),
+            key=lambda st: st.pod.key,
+        )  # fmt: skip
+        targets = [
+            (st.pod.key, p.container_port, p.protocol)
+            for st in pods
+            for p in st.pod.spec.served_ports()
+            if p.protocol in protos and (not ports or p.container_port in ports)
+        ]
+        rows: ReachabilityResult = []
+        for src in pods:
+            for dst, port, proto in targets:
+                verdict = expected(c, {"from": src.pod.key, "to": dst, "port": port, "protocol": proto})
+                rows.append({"from": src.pod.key, "to": dst, "port": port, "protocol": proto, "allowed": verdict})
+    return rows
+
+
 def handle_request(c: Cluster, req: Request, on_down: Callable[[], None]) -> Response:
     """One request (as decode_request reads it), answered; raises KemuError for the client."""
     if req["op"] == "status":
@@ -254,6 +285,8 @@ def handle_request(c: Cluster, req: Request, on_down: Callable[[], None]) -> Res
         return _logs(c, req["args"])
     if req["op"] == "probe":
         return _probe(c, req["args"])
+    if req["op"] == "reachability":
+        return _reachability(c, req["args"])
     if req["op"] == "down":
         c.down()
         on_down()
