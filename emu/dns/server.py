@@ -364,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse-port", action="store_true", help="SO_REUSEPORT (several servers on one port)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    # Before any port answers: a SIGTERM that comes as soon as one does (a pod deleted
+    # right after it started) must stop the server cleanly, not kill it by default.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     srv = DnsServer(
         a.state,
         bind=a.bind,
@@ -382,11 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.ready_port:
         https.append(serve_http(a.ready_port, {"/ready": srv.ready}, a.bind))
     signal.signal(signal.SIGHUP, lambda *_: srv.reload_now())
-    signal.signal(signal.SIGTERM, lambda *_: srv.stop.set())
-    signal.signal(signal.SIGINT, lambda *_: srv.stop.set())
     srv.start()
-    while not srv.stop.wait(1.0):
+    while not stop.wait(1.0) and not srv.stop.is_set():
         pass
+    srv.stop.set()
     for h in https:
         h.close()
     return 0

@@ -389,11 +389,13 @@ async def serve(env: Mapping[str, str], host: str = "0.0.0.0") -> asyncio.Server
 
 
 async def _run(env: Mapping[str, str]) -> None:
-    server = await serve(env)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before listening: a SIGTERM that comes as soon as the port answers (a pod deleted
+    # right after it started) must stop the server cleanly, not kill it by default.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    server = await serve(env)
     await stop.wait()
     server.close()
 
