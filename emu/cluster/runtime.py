@@ -360,7 +360,7 @@ class Cluster:
             return
         pods = self.pod_views()
         self.services.sync(self.store.services, self.store.service_status, self.store.endpoint_slices, pods)
-        self._service_events.update(self.services.slices, getattr(self.services, "lb_nodes", {}), self._lb_owner)
+        self._service_events.update(self.services.slices, self.services.lb_nodes, self._lb_owner)
         if self.dns is not None:
             self.dns.sync(
                 self.store.services, self.store.service_status, self.services.slices, pods, list(self.store.namespaces), self.dns_servers()

@@ -51,6 +51,7 @@ class ServicePlane:
         self._manual: dict[str, list[EndpointSlice]] = {}  # selector-less Services' slices, as last given
         self._special: dict[str, Service] = {}  # LoadBalancers and Services with externalIPs
         self.plans: dict[str, ProxyPlan] = {}
+        self.lb_nodes: dict[str, str] = {}  # LoadBalancer IP → the node announcing it
         self.compiler = PlanCompiler()  # keeps each Service's compiled ports between syncs
         self.local_counts: dict[tuple[str, str], int] = {}
         self._health: dict[tuple[str, str, int], Any] = {}  # (node, svc, port) → server

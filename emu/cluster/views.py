@@ -296,7 +296,7 @@ def service_view(c: Cluster, svc: Service) -> dict[str, Any]:
     if svc.type == "LoadBalancer" and st.lb_ip:
         status["loadBalancer"] = {"ingress": [{"ip": st.lb_ip, "ipMode": "VIP"}]}
     meta = _meta(svc.meta, c.store.created.get(("Service", svc.key)) or c.started)
-    if svc.type == "LoadBalancer" and c.services is not None and getattr(c.services, "lb_nodes", {}).get(st.lb_ip):
+    if svc.type == "LoadBalancer" and c.services is not None and c.services.lb_nodes.get(st.lb_ip):
         meta["annotations"] = {**meta.get("annotations", {}), "kemu.io/announced-by": c.services.lb_nodes[st.lb_ip]}
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec, "status": status}
 
