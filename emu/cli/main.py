@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Any
 
-from emu.cli import capture_cmd, commands, graph_cmd
+from emu.cli import capture_cmd, commands, graph_cmd, trace_cmd
 from emu.cli.argv import find_verb, parse_intermixed, split_dashdash
 from emu.dataplane import ownership
 from emu.errors import KemuError, ValidationError
@@ -157,6 +157,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     p = add("graph", "a picture of the cluster (Graphviz): topology, or with --policies who may reach whom")
     graph_cmd.add_arguments(p)
 
+    p = add("trace", "send one packet SRC → DST and show what the kernel did with it, hop by hop")
+    trace_cmd.add_arguments(p)
+
     p = add("capture", "tcpdump in pods, nodes, hosts or the switch, merged: capture TARGET… [FILTER…]")
     capture_cmd.add_arguments(p)
     return ap, verbs
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         format="kemu: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    own = {"capture": capture_cmd.cmd_capture, "graph": graph_cmd.cmd_graph}
+    own = {"capture": capture_cmd.cmd_capture, "graph": graph_cmd.cmd_graph, "trace": trace_cmd.cmd_trace}
     handler = own.get(args.cmd) or getattr(commands, "cmd_" + args.cmd.replace("-", "_"))
     if args.cmd not in NO_ROOT and os.geteuid() != 0:
         print(f"kemu {args.cmd}: needs root (network namespaces); try sudo", file=sys.stderr)

@@ -33,6 +33,8 @@ from emu.daemon.protocol import (
     RolloutStatusResult,
     ScaleArgs,
     StatusResult,
+    TraceArgs,
+    TraceResult,
     encode_request,
 )
 from emu.dataplane.ownership import Record, list_clusters
@@ -84,6 +86,8 @@ def request(cluster: str, op: Literal["rollout_restart"], timeout: float = ..., 
 def request(cluster: str, op: Literal["logs"], timeout: float = ..., **args: Unpack[LogsArgs]) -> LogsResult: ...
 @overload
 def request(cluster: str, op: Literal["probe"], timeout: float = ..., **args: Unpack[ProbeArgs]) -> ProbeResult: ...
+@overload
+def request(cluster: str, op: Literal["trace"], timeout: float = ..., **args: Unpack[TraceArgs]) -> TraceResult: ...
 @overload
 def request(cluster: str, op: Literal["reachability"], timeout: float = ..., **args: Unpack[ReachabilityArgs]) -> ReachabilityResult: ...
 @overload

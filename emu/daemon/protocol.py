@@ -103,6 +103,14 @@ class ExplainArgs(TypedDict):
     protocol: NotRequired[str | None]
 
 
+class TraceArgs(TypedDict):
+    src: str  # ns/pod, node/NAME, host/NAME
+    dst: str  # those, a Service (name.ns or ns/name) or an IPv4 address
+    port: NotRequired[int | None]
+    protocol: NotRequired[str | None]  # tcp | udp | icmp
+    trace_timeout: NotRequired[float | None]  # seconds the sender waits for an answer
+
+
 class ProbeArgs(TypedDict, total=False):
     to: str  # pods (default), services, or one Service
     ports: list[int] | None
@@ -176,6 +184,11 @@ class LogsRequest(TypedDict):
     args: LogsArgs
 
 
+class TraceRequest(TypedDict):
+    op: Literal["trace"]
+    args: TraceArgs
+
+
 class ProbeRequest(TypedDict):
     op: Literal["probe"]
     args: ProbeArgs
@@ -204,6 +217,7 @@ Request = (
     | RolloutRestartRequest
     | LogsRequest
     | ProbeRequest
+    | TraceRequest
     | ReachabilityRequest
     | DownRequest
 )
@@ -270,6 +284,7 @@ class DownResult(TypedDict):
 GetResult = list[Obj]
 ExplainResult = list[str]  # the explanation's lines
 ProbeResult = list[ProbeRow]
+TraceResult = dict[str, Any]  # emu.trace.translate.Trace.to_json, with from, to, seconds
 # The NetworkPolicy oracle's verdict on one probe row, no traffic sent ("from" is a keyword).
 ReachabilityRow = TypedDict("ReachabilityRow", {"from": str, "to": str, "port": int, "protocol": str, "allowed": bool})
 ReachabilityResult = list[ReachabilityRow]
@@ -285,6 +300,7 @@ Response = (
     | RolloutStatusResult
     | LogsResult
     | ProbeResult
+    | TraceResult
     | ReachabilityResult
     | DownResult
 )

@@ -22,6 +22,7 @@ from emu.cluster import views
 from emu.cluster.explaining import expected, explain
 from emu.cluster.probing import KUBE_NAMESPACES, probe_cluster
 from emu.cluster.runtime import Cluster
+from emu.cluster.tracing import trace
 from emu.config import registry
 from emu.config.loader import load_manifest_texts
 from emu.daemon.protocol import (
@@ -285,6 +286,9 @@ def handle_request(c: Cluster, req: Request, on_down: Callable[[], None]) -> Res
         return _logs(c, req["args"])
     if req["op"] == "probe":
         return _probe(c, req["args"])
+    if req["op"] == "trace":
+        ta = req["args"]
+        return trace(c, ta["src"], ta["dst"], ta.get("port"), ta.get("protocol"), ta.get("trace_timeout") or 1.0)
     if req["op"] == "reachability":
         return _reachability(c, req["args"])
     if req["op"] == "down":

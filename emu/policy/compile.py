@@ -49,6 +49,12 @@ def _h(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:10]
 
 
+def rule_name(direction: str, policy_key: str, index: int) -> str:
+    """The name of a policy rule's sets (`<name>-src`, `<name>-dst`): `in-…` or `eg-…`
+    and a hash of the policy and the rule's index, as a trace reads them back."""
+    return f"{'in' if direction == 'ingress' else 'eg'}-{_h(policy_key, str(index))}"
+
+
 def _ranges(peer: Peer) -> list[str]:
     """An ipBlock as CIDRs: cidr minus every except."""
     assert peer.ip_block is not None
@@ -288,7 +294,7 @@ def _piece(pol: NetworkPolicy, selected: list[PodView], value: RuleValue, memo: 
     ips = sorted(f"{p.ip}/32" for p in selected)
     if "Ingress" in pol.policy_types:
         for i, rule in enumerate(pol.ingress):
-            name = f"in-{_h(pol.key, str(i))}"
+            name = rule_name("ingress", pol.key, i)
             if not rule.ports:
                 ingress.append(_compile_rule(name, value("in", i, rule), ips, True, memo))
             else:
@@ -296,7 +302,7 @@ def _piece(pol: NetworkPolicy, selected: list[PodView], value: RuleValue, memo: 
                 ingress.append(_compile_rule(name, value("in", i, rule), dst, False, memo))
     if "Egress" in pol.policy_types:
         for i, rule in enumerate(pol.egress):
-            egress.append(_compile_rule(f"eg-{_h(pol.key, str(i))}", ips, value("eg", i, rule), not rule.ports, memo))
+            egress.append(_compile_rule(rule_name("egress", pol.key, i), ips, value("eg", i, rule), not rule.ports, memo))
     mine = tuple(p.ip for p in selected)
     return _Piece(
         mine if "Ingress" in pol.policy_types else (),
@@ -371,8 +377,13 @@ ESTABLISHED = rule("ct state established , related accept")
 TO_EGRESS, TO_INGRESS = rule("jump egress-check"), rule("jump ingress-check")
 EGRESS_HEAD = (rule("ip saddr != @egress-isolated return"), rule("ip saddr . ip daddr @self return"))
 INGRESS_HEAD = (rule("ip daddr != @ingress-isolated return"), rule("ip saddr @node-addrs return"), rule("ip saddr . ip daddr @self return"))
-FORWARD = Chain("forward", (ESTABLISHED, TO_EGRESS, TO_INGRESS), "filter", "forward", 0, "accept")
-INPUT = Chain("input", (ESTABLISHED, TO_EGRESS), "filter", "input", 0, "accept")
+# After every filter chain of the service proxy: iptables' are at 0 (nftables' at -110), and
+# chains of equal priority run in the order they were registered — which a full resync of
+# either table would flip, turning a Service's "no endpoints" reject into a silent policy
+# drop now and then. The proxy decides first on both backends, as its tracer assumes.
+POLICY_PRIORITY = 10
+FORWARD = Chain("forward", (ESTABLISHED, TO_EGRESS, TO_INGRESS), "filter", "forward", POLICY_PRIORITY, "accept")
+INPUT = Chain("input", (ESTABLISHED, TO_EGRESS), "filter", "input", POLICY_PRIORITY, "accept")
 DROP = rule("drop")
 
 

@@ -2,11 +2,12 @@
 
 In each namespace the packet may cross, a `table ip kemu-trace` marks it at the very
 start of prerouting and output (priority -350, before conntrack's -200) with `meta
-nftrace set 1`, matched on what the translations along the way leave alone — the
-protocol and the source port (the ICMP echo id) that kemu chose for this probe. The
-kernel clears nf_trace when a packet enters another namespace (skb_scrub_packet), so
+nftrace set 1`, matched on what the translations along the way leave alone: the
+protocol and a DSCP value chosen for this probe (the sender sets it with IP_TOS; NAT
+keeps it, while the service proxy's `masquerade fully-random` changes the source port).
+The kernel clears nf_trace when a packet enters another namespace (skb_scrub_packet), so
 each namespace marks its own copy. `nft monitor trace` in each namespace reports the
-walk (emu/trace/nftrace.py reads it).
+walk (emu/trace/nftrace.py reads it); the reader keeps the walks with the probe's IP id.
 
 A monitor subscribes asynchronously; a packet sent before would go unseen. So each
 namespace's mark table also marks a canary (UDP from CANARY_PORT to 127.0.0.1) that
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import selectors
 import socket
 import struct
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 TABLE = "kemu-trace"
 CANARY_PORT = 9  # discard: the canary goes to 127.0.0.1:9 and nowhere else
 PRIORITY = -350  # before raw (-300) and conntrack (-200): the first thing the packet meets
+LAST = 10000  # after filter (0), NAT (100) and anything else kemu or iptables installs
 
 
 @dataclass(frozen=True)
@@ -49,22 +52,33 @@ class Probe:
     dst: str
     dport: int
     sport: int
+    dscp: int = 0  # 0: match the source port only (the packet is not translated on the way)
 
 
 def mark_table(p: Probe) -> TableDef:
     match: tuple[str, ...]
     if p.proto == "icmp":
-        match = ("icmp type echo-request icmp id", str(p.sport))
+        # An echo reply copies the request's TOS (icmp_reply): match the request only.
+        match = ("icmp type echo-request", *(("ip dscp", str(p.dscp)) if p.dscp else ("icmp id", str(p.sport))))
+    elif p.dscp:
+        match = ("ip dscp", str(p.dscp), "meta l4proto", p.proto)
     else:
         match = (p.proto, "sport", str(p.sport))
     canary = rule("ip daddr 127.0.0.1 udp sport", str(CANARY_PORT), "meta nftrace set 1")
     marked = rule(*match, "meta nftrace set 1")
+    # Chains that come last in their hook show the packet as every other chain left it:
+    # translated, routed, and accepted (delivered, at input).
+    last = tuple(
+        Chain(name, (), "filter", hook, LAST, "accept")
+        for name, hook in (("input-last", "input"), ("forward-last", "forward"), ("postrouting-last", "postrouting"))
+    )
     return TableDef(
         "ip",
         TABLE,
         chains=(
             Chain("pre", (marked,), "filter", "prerouting", PRIORITY, "accept"),
             Chain("out", (marked, canary), "filter", "output", PRIORITY, "accept"),
+            *last,
         ),
         comment="kemu trace: marks one probe packet",
     )
@@ -90,6 +104,8 @@ class LiveTrace:
         self._marked: list[str] = []
         self._sel = selectors.DefaultSelector()
         self.seen: dict[str, list[TraceLine]] = {n: [] for n in self.namespaces}
+        self.decided = False  # a marked packet was dropped or delivered
+        self._answered = False  # the probe's socket became readable or writable
 
     def __enter__(self) -> LiveTrace:
         try:
@@ -127,10 +143,14 @@ class LiveTrace:
                     _canary(w.netns)
             self._read(0.05)
 
-    def _read(self, timeout: float) -> bool:
-        """Read what the monitors printed; whether anything came."""
+    def _read(self, timeout: float, probe: socket.socket | None = None) -> bool:
+        """Read what the monitors printed (and notice the probe's socket); whether
+        anything came."""
         got = False
         for key, _ in self._sel.select(timeout):
+            if key.data is None:  # the probe's socket: its answer (or error) is there
+                self._answered = True
+                continue
             w: _Watch = key.data
             chunk = key.fileobj.read1(65536)  # type: ignore[union-attr]  # a BufferedReader
             if not chunk:
@@ -149,61 +169,85 @@ class LiveTrace:
                 if t.id in w.canaries:
                     continue
                 self.seen[w.netns].append(t)
+                # The kernel has decided: a drop (a reject is one too), or a delivery.
+                if t.verdict.startswith("drop") or (t.kind == "packet" and t.table == TABLE and t.chain == "input-last"):
+                    self.decided = True
         return got
 
-    def send(self, src: str, timeout: float = 1.0) -> str:
-        """Send the probe from namespace `src`; what the sender saw: "connected",
-        "refused", "unreachable", "timeout" (TCP), "sent" (UDP), "reply" or "timeout" (ICMP)."""
+    def send(self, src: str, timeout: float = 1.0, settle: float = 0.15) -> str:
+        """Send the probe from namespace `src` and watch until the sender has its answer
+        or the kernel has decided and gone quiet (`settle` s), at most `timeout` s. What
+        the sender saw: "connected", "refused", "unreachable", "no answer" (TCP); "sent"
+        (UDP); "reply" or "no answer" (ICMP)."""
+        p = self.probe
+        kind = {"tcp": socket.SOCK_STREAM, "udp": socket.SOCK_DGRAM}.get(p.proto, socket.SOCK_RAW)
         with netns.entered(src):
-            p = self.probe
-            if p.proto == "tcp":
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            elif p.proto == "udp":
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            else:
-                # Raw: a new namespace allows no ICMP datagram sockets (ping_group_range "1 0").
-                s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            # Raw ICMP: a new namespace allows no ICMP datagram sockets (ping_group_range "1 0").
+            s = socket.socket(socket.AF_INET, kind, socket.IPPROTO_ICMP if kind == socket.SOCK_RAW else 0)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.settimeout(timeout)
+            if p.dscp:
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, p.dscp << 2)
+            s.setblocking(False)
             if p.proto == "tcp":
                 s.bind(("0.0.0.0", p.sport))
                 # The SYN is the traced packet; a RST ends the connection without TIME_WAIT.
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                try:
-                    s.connect((p.dst, p.dport))
-                    return "connected"
-                except ConnectionRefusedError:
-                    return "refused"
-                except TimeoutError:
-                    return "timeout"
-                except OSError as e:
-                    return "unreachable" if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH) else f"error: {e.strerror}"
-            if p.proto == "udp":
+                err = s.connect_ex((p.dst, p.dport))
+                if err not in (0, errno.EINPROGRESS):
+                    return _tcp_said(err)
+                self._sel.register(s, selectors.EVENT_WRITE, None)
+            elif p.proto == "udp":
                 s.bind(("0.0.0.0", p.sport))
                 s.sendto(b"kemu trace", (p.dst, p.dport))
-                return "sent"
-            s.sendto(echo_request(p.sport, 1), (p.dst, 0))
-            end = time.monotonic() + timeout
-            while (left := end - time.monotonic()) > 0:
-                s.settimeout(left)
-                try:
-                    data = s.recv(1500)
-                except TimeoutError:
-                    break
-                ihl = (data[0] & 0x0F) * 4
-                if data[ihl] == 0 and struct.unpack("!H", data[ihl + 4 : ihl + 6])[0] == p.sport:
-                    return "reply"  # an echo reply with our id (a raw socket sees every ICMP packet)
-            return "timeout"
+            else:
+                s.sendto(echo_request(p.sport, 1), (p.dst, 0))
+                self._sel.register(s, selectors.EVENT_READ, None)
+            said = self._wait(s, timeout, settle)
+            return said
         finally:
+            if p.proto != "udp":
+                try:
+                    self._sel.unregister(s)
+                except (KeyError, ValueError):
+                    pass
             s.close()
 
-    def collect(self, quiet: float = 0.3, deadline: float = 1.5) -> dict[str, list[TraceLine]]:
+    def _wait(self, s: socket.socket, timeout: float, settle: float) -> str:
+        end = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while (now := time.monotonic()) < end:
+            self._answered = False
+            if self._read(0.02):
+                quiet_since = time.monotonic()
+            if self._answered:
+                said = self._answer(s)
+                if said:
+                    return said
+            if self.decided and now - quiet_since >= settle:
+                break
+        return "sent" if self.probe.proto == "udp" else "no answer"
+
+    def _answer(self, s: socket.socket) -> str:
+        """The probe socket's answer, "" while there is none for us yet."""
+        if self.probe.proto == "tcp":
+            return _tcp_said(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+        try:
+            while True:
+                data = s.recv(1500)
+                ihl = (data[0] & 0x0F) * 4
+                # An echo reply with our id (a raw socket sees every ICMP packet).
+                if data[ihl] == 0 and struct.unpack("!H", data[ihl + 4 : ihl + 6])[0] == self.probe.sport:
+                    return "reply"
+        except BlockingIOError:
+            return ""
+
+    def collect(self, quiet: float = 0.1, deadline: float = 1.0) -> dict[str, list[TraceLine]]:
         """Wait until the monitors have been quiet for `quiet` seconds (or `deadline`)."""
         end = time.monotonic() + deadline
         last = time.monotonic()
         while time.monotonic() < end and time.monotonic() - last < quiet:
-            if self._read(0.05):
+            if self._read(0.02):
                 last = time.monotonic()
         return self.seen
 
@@ -236,6 +280,16 @@ def echo_request(ident: int, seq: int, payload: bytes = b"kemu trace") -> bytes:
     total = (total >> 16) + (total & 0xFFFF)
     total += total >> 16
     return struct.pack("!BBHHH", 8, 0, ~total & 0xFFFF, ident, seq) + payload
+
+
+def _tcp_said(err: int) -> str:
+    if err == 0:
+        return "connected"
+    if err == errno.ECONNREFUSED:
+        return "refused"
+    if err in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "unreachable"
+    return f"error: {os.strerror(err)}"
 
 
 def _canary(ns: str) -> None:

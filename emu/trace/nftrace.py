@@ -25,7 +25,7 @@ _COMMENT = re.compile(r'\s+comment "(?P<comment>[^"]*)"')
 # The packet fields a trace line carries that a reader of kemu's trace needs.
 _FIELDS = (
     re.compile(r'\b(?P<k>iif|oif) "(?P<v>[^"]+)"'),
-    re.compile(r"\b(?P<k>ip (?:saddr|daddr|protocol|ttl)) (?P<v>\S+)"),
+    re.compile(r"\b(?P<k>ip (?:saddr|daddr|protocol|ttl|id)) (?P<v>\S+)"),
     re.compile(r"\b(?P<k>(?:tcp|udp) (?:sport|dport)) (?P<v>\d+)"),
     re.compile(r"\b(?P<k>tcp flags) == (?P<v>\S+)"),
     re.compile(r"\b(?P<k>icmp (?:type|id|sequence)) (?P<v>\S+)"),

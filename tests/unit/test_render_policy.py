@@ -51,13 +51,13 @@ def _old_rule(name: str, any_proto: bool) -> str:
 def _old_chains(rs: NodeRuleset) -> list[str]:
     return [
         "  chain forward {",
-        "    type filter hook forward priority 0; policy accept;",
+        "    type filter hook forward priority 10; policy accept;",
         "    ct state established,related accept",
         "    jump egress-check",
         "    jump ingress-check",
         "  }",
         "  chain input {",
-        "    type filter hook input priority 0; policy accept;",
+        "    type filter hook input priority 10; policy accept;",
         "    ct state established,related accept",
         "    jump egress-check",
         "  }",

@@ -1,0 +1,421 @@
+"""A traced packet in Kubernetes words (pure): what each namespace's netfilter did with it
+and how it ended, from the kernel's own trace (emu/trace/nftrace.py) joined with what the
+cluster knows — each node's proxy plan, the pods, the NetworkPolicies' rule sets.
+
+The kernel reports one walk per namespace and packet (a trace id); their order along the
+path comes from the packet itself: every router on the way decrements the TTL (RFC 791),
+so a later walk starts with a lower TTL, and a namespace's own output comes before the
+next one's input. What changed between two sightings of the packet is the evidence for
+NAT: a new destination after a nat chain is the Service's DNAT (the same for both proxy
+backends, whose rules the trace spells differently), a new source after postrouting a
+masquerade.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from emu.proxy.plan import ProxyPlan, ServicePortPlan
+from emu.trace.nftrace import Step, TraceLine, steps
+
+TRACE_TABLE = "kemu-trace"
+PROXY_TABLE = "kemu-proxy"
+POLICY_TABLE = "kemu-policy"
+CNI_TABLE = "kemu-cni"
+KUBE_MARK_DROP = "0x00008000"  # iptables kube-proxy's mark for "drop in filter" (KUBE-FW-*)
+_COUNTER = re.compile(r"\s*counter packets \d+ bytes \d+")
+HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
+# The hooks of kemu's base chains that a reader can't guess from their names.
+KNOWN_HOOKS = {
+    (TRACE_TABLE, "pre"): "prerouting",
+    (TRACE_TABLE, "out"): "output",
+    (TRACE_TABLE, "input-last"): "input",
+    (TRACE_TABLE, "forward-last"): "forward",
+    (TRACE_TABLE, "postrouting-last"): "postrouting",
+    (PROXY_TABLE, "filter-output-post-dnat"): "output",
+}
+
+
+@dataclass(frozen=True)
+class Place:
+    """A namespace the packet may cross, as the CLI names it."""
+
+    netns: str
+    ref: str  # "x/a", "node/n1", "host/h"
+    kind: str  # pod | node | host
+    node: str = ""  # a pod's node; a node's own name
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    policy: str  # ns/name
+    direction: str  # ingress | egress
+    index: int  # in the policy's list, from 0
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """What the cluster knew when the packet was sent."""
+
+    backend: str  # nftables | iptables
+    src: Place
+    addrs: Mapping[str, str]  # IP → who has it ("x/a", "node/n1", "host/h")
+    ifaces: Mapping[tuple[str, str], str]  # (netns, interface) → where it leads
+    plans: Mapping[str, ProxyPlan]  # node → its proxy plan
+    policy_rules: Mapping[str, PolicyRule]  # a rule's set name without -src/-dst → the rule
+    # pod IP → (policies isolating it for ingress, for egress)
+    isolation: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hop:
+    namespace: str
+    hook: str
+    table: str
+    chain: str
+    rule: str  # the rule that decided (its statements), "" if none did
+    meaning: str
+
+    def to_json(self) -> dict[str, str]:
+        return {k: getattr(self, k) for k in ("namespace", "hook", "table", "chain", "rule", "meaning")}
+
+
+@dataclass(frozen=True)
+class Trace:
+    verdict: str  # delivered | dropped | rejected
+    reason: str  # one line
+    decided_by: str  # proxy | policy | netfilter | routing ("" when delivered)
+    service: str | None
+    endpoint: str | None
+    translated_to: str | None  # the Service's DNAT target, ip:port
+    hops: tuple[Hop, ...]
+    policies: tuple[dict[str, Any], ...]
+    sent: str  # what the sender saw
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "decided_by": self.decided_by,
+            "service": self.service,
+            "endpoint": self.endpoint,
+            "translated_to": self.translated_to,
+            "hops": [h.to_json() for h in self.hops],
+            "policies": list(self.policies),
+            "sent": self.sent,
+        }
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One packet's walk through one namespace."""
+
+    place: Place
+    steps: tuple[Step, ...]
+
+    @property
+    def ttl(self) -> int:
+        first = self.steps[0].packet.get("ip ttl", "0") if self.steps else "0"
+        return int(first) if first.isdigit() else 0
+
+    @property
+    def starts_in_output(self) -> bool:
+        return bool(self.steps) and hook_of(self.steps[0].table, self.steps[0].chain) == "output"
+
+
+def clean(rule: str) -> str:
+    """A rule as a reader wants it: without the counters iptables-nft adds to each."""
+    return _COUNTER.sub("", rule).strip()
+
+
+def hook_of(table: str, chain: str) -> str:
+    if (table, chain) in KNOWN_HOOKS:
+        return KNOWN_HOOKS[(table, chain)]
+    low = chain.lower()
+    for h in HOOKS:  # kemu-proxy's nat-prerouting, iptables' PREROUTING, kemu-policy's forward
+        if low == h or low.endswith("-" + h):
+            return h
+    return ""
+
+
+def segments(seen: Mapping[str, list[TraceLine]], places: Mapping[str, Place], src: str) -> list[Segment]:
+    """The probe's walks through every namespace, in the order the packet made them.
+    `seen` is in path order as far as kemu knows it (source, nodes, destinations): it
+    breaks ties between walks that no router separated (a bridged hop keeps the TTL)."""
+    walks: list[tuple[int, Segment]] = []
+    for i, (ns, lines) in enumerate(seen.items()):
+        walks += [(i, Segment(places[ns], tuple(steps(walk)))) for walk in _walks(lines)]
+    # Only the probe itself: a TCP probe's socket may send more with the same source port
+    # (a retransmitted SYN, the closing RST), each with its own IP id; NAT keeps the id.
+    first = next((s for i, s in walks if s.place.netns == src and s.starts_in_output), None)
+    ident = first.steps[0].packet.get("ip id") if first is not None and first.steps else None
+    out = [(i, s) for i, s in walks if s.steps and (ident is None or s.steps[0].packet.get("ip id") == ident)]
+    out.sort(key=lambda x: (-x[1].ttl, not x[1].starts_in_output, x[0]))
+    return _chained([s for _, s in out])
+
+
+def _sighting(p: Mapping[str, str]) -> tuple[str | None, ...]:
+    return (p.get("ip saddr"), p.get("ip daddr"), p.get("ip ttl"), str(_dport(p)))
+
+
+def _chained(walks: list[Segment]) -> list[Segment]:
+    """Each walk followed by the one that begins with the packet it ended with (a bridge
+    keeps the TTL, so a pod's packet reaching itself again through its Service ties with
+    the node's walk on TTL alone); where none does, the next by TTL."""
+    out: list[Segment] = []
+    left = list(walks)
+    while left:
+        nxt = left[0]
+        if out:
+            last = _sighting(out[-1].steps[-1].packet)
+            nxt = next((w for w in left if _sighting(w.steps[0].packet) == last), nxt)
+        out.append(nxt)
+        left.remove(nxt)
+    return out
+
+
+def _walks(lines: list[TraceLine]) -> list[list[TraceLine]]:
+    """A namespace's lines, one list per pass of a packet through it. The trace id alone
+    does not tell passes apart: a veth hands the same skb on, so a pod that reaches itself
+    through its Service sees its packet leave and come back under one id. A pass starts
+    where kemu-trace's first chains (pre, out) report a packet."""
+    current: dict[str, list[TraceLine]] = {}
+    out: list[list[TraceLine]] = []
+    for t in lines:
+        if t.id not in current or (t.kind == "packet" and t.table == TRACE_TABLE and t.chain in ("pre", "out")):
+            current[t.id] = []
+            out.append(current[t.id])
+        current[t.id].append(t)
+    return out
+
+
+def service_port(plan: ProxyPlan | None, daddr: str, dport: int, proto: str) -> tuple[ServicePortPlan, str] | None:
+    """The Service port a node's proxy serves at daddr:dport, and how it is reached."""
+    if plan is None:
+        return None
+    for sp in plan.services:
+        if sp.protocol != proto:
+            continue
+        if sp.port == dport and daddr == sp.cluster_ip:
+            return sp, "ClusterIP"
+        if sp.port == dport and daddr in sp.lb_ips:
+            return sp, "LoadBalancer IP"
+        if sp.port == dport and daddr in sp.external_ips:
+            return sp, "external IP"
+        if sp.node_port and dport == sp.node_port and (daddr in plan.node_ips or daddr.startswith("127.")):
+            return sp, "NodePort"
+    return None
+
+
+def service_words(sp: ServicePortPlan) -> tuple[str, str]:
+    """("ns/name", "port http") from the plan's id "ns/name/tcp/http"."""
+    ns, name, _, port = sp.id.split("/", 3)
+    return f"{ns}/{name}", f"port {port}"
+
+
+def _dport(p: Mapping[str, str]) -> int:
+    v = p.get("tcp dport") or p.get("udp dport") or "0"
+    return int(v) if v.isdigit() else 0
+
+
+def _proto(p: Mapping[str, str]) -> str:
+    return "tcp" if "tcp dport" in p else "udp" if "udp dport" in p else "icmp"
+
+
+def _to(p: Mapping[str, str]) -> str:
+    d = p.get("ip daddr", "?")
+    return f"{d}:{_dport(p)}" if _proto(p) != "icmp" else d
+
+
+@dataclass
+class _Reading:
+    """What the walk has shown so far, as the hops are read in order."""
+
+    k: Knowledge
+    service: str | None = None
+    service_port: ServicePortPlan | None = None
+    reached_as: str = ""
+    endpoint: str | None = None
+    dnat_to: str = ""
+    policies: list[dict[str, Any]] = field(default_factory=list)
+    end: tuple[str, str] | None = None  # (verdict, reason) once a hop decided
+    by: str = ""  # who decided: proxy | policy | netfilter (another table) | routing
+    delivered: Place | None = None
+    last: str = ""  # where the packet was last seen
+
+    def who(self, ip: str) -> str:
+        return self.k.addrs.get(ip, ip)
+
+    def iface(self, place: Place, name: str) -> str:
+        return self.k.ifaces.get((place.netns, name), name)
+
+
+def read(k: Knowledge, segs: list[Segment], sent: str) -> Trace:
+    r = _Reading(k)
+    hops: list[Hop] = []
+    for si, seg in enumerate(segs):
+        following = segs[si + 1].steps[0].packet if si + 1 < len(segs) else None
+        for i, st in enumerate(seg.steps):
+            after = seg.steps[i + 1].packet if i + 1 < len(seg.steps) else following
+            hook = hook_of(st.table, st.chain)
+            decided = next((m for m in reversed(st.matched) if m.decides), None)
+            meaning = _meaning(r, seg, i, st, hook, after)
+            hops.append(Hop(seg.place.ref, hook, st.table, st.chain, clean(decided.text) if decided else "", meaning))
+            r.last = f"{seg.place.ref} {hook or st.chain}"
+            if r.end is not None:
+                break
+        if r.end is not None:
+            break
+    verdict, reason = _verdict(r, sent)
+    by = r.by if r.end is not None else "" if verdict == "delivered" else "routing"
+    return Trace(verdict, reason, by, r.service, r.endpoint, r.dnat_to or None, tuple(hops), tuple(r.policies), sent)
+
+
+def _verdict(r: _Reading, sent: str) -> tuple[str, str]:
+    if r.end is not None:
+        return r.end
+    if r.delivered is not None or sent in ("connected", "reply"):
+        where = r.delivered.ref if r.delivered is not None else r.who(r.dnat_to.split(":")[0]) if r.dnat_to else "the destination"
+        note = "; nothing listens there (the kernel answered with a reset)" if sent == "refused" else ""
+        return "delivered", f"delivered to {where}{note}"
+    if not r.last:
+        if sent == "unreachable":
+            return "dropped", "not sent: the source has no route to the destination"
+        return "dropped", f"the kernel reported nothing ({sent}): the packet did not leave the source"
+    return "dropped", f"lost after {r.last}: no netfilter rule dropped it (routing, or a neighbour that does not answer)"
+
+
+def _meaning(r: _Reading, seg: Segment, i: int, st: Step, hook: str, after: Mapping[str, str] | None) -> str:
+    p, place = st.packet, seg.place
+    if st.table == TRACE_TABLE:
+        return _own_chain(r, seg, i, st, hook)
+    if st.verdict.startswith("drop"):
+        return _drop(r, place, st)
+    words: list[str] = []
+    if after is not None and hook in ("prerouting", "output") and (after.get("ip daddr"), _dport(after)) != (p.get("ip daddr"), _dport(p)):
+        words.append(_dnat(r, place, p, after))
+    if after is not None and hook == "postrouting" and after.get("ip saddr") not in (None, p.get("ip saddr")):
+        words.append(_masquerade(r, st, p, after))
+    if st.table == POLICY_TABLE:
+        words += _policy_accepts(r, st)
+    return "; ".join(w for w in words if w)
+
+
+def _own_chain(r: _Reading, seg: Segment, i: int, st: Step, hook: str) -> str:
+    p, place = st.packet, seg.place
+    if hook == "output":
+        return f"sent {p.get('ip saddr', '?')} → {_to(p)} ({_proto(p)}) out of {r.iface(place, p.get('oif', '?'))}" if i == 0 else ""
+    if hook == "prerouting":
+        return f"arrives from {r.iface(place, p.get('iif', '?'))}: {p.get('ip saddr', '?')} → {_to(p)}" if i == 0 else ""
+    if hook == "forward":
+        iif, oif = p.get("iif", "?"), p.get("oif", "?")
+        if iif == oif:  # pod to pod on one node: in and out through the bridge, as a router
+            return f"routed back out of {r.iface(place, oif)}"
+        return f"routed from {r.iface(place, iif)} to {r.iface(place, oif)}"
+    if hook == "input":
+        r.delivered = place
+        if place.kind == "pod" and r.endpoint is None:
+            r.endpoint = place.ref
+        return f"delivered to {place.ref} ({p.get('ip daddr', '?')})"
+    return ""
+
+
+def _dnat(r: _Reading, place: Place, before: Mapping[str, str], after: Mapping[str, str]) -> str:
+    target = _to(after)
+    pod = r.who(after.get("ip daddr", ""))
+    r.dnat_to = target
+    r.endpoint = pod if "/" in pod and not pod.startswith(("node/", "host/")) else None
+    found = service_port(r.k.plans.get(place.node), before.get("ip daddr", ""), _dport(before), _proto(before))
+    if found is None:
+        return f"DNAT {_to(before)} → {target} ({pod})"
+    sp, how = found
+    r.service, port = service_words(sp)
+    r.service_port, r.reached_as = sp, how
+    return f"Service {r.service} {port} ({how} {_to(before)}) → DNAT to {target} ({pod})"
+
+
+def _masquerade(r: _Reading, st: Step, before: Mapping[str, str], after: Mapping[str, str]) -> str:
+    old, new = before.get("ip saddr", "?"), after.get("ip saddr", "?")
+    why = "pod traffic leaving the pod network" if st.table == CNI_TABLE else "by the service proxy"
+    if st.table != CNI_TABLE and r.service_port is not None:
+        if r.dnat_to.split(":")[0] == old:
+            why = "hairpin: a pod reaching itself through its Service"
+        elif r.reached_as != "ClusterIP":
+            why = "externalTrafficPolicy: Cluster"
+        else:
+            why = "a ClusterIP reached from outside the pod network"
+    return f"masqueraded {old} → {new} ({why})"
+
+
+def _drop(r: _Reading, place: Place, st: Step) -> str:
+    p = st.packet
+    chains = [m.chain for m in st.matched]
+    texts = " ".join(m.text for m in st.matched)
+    rejected = "reject" in texts or '"REJECT"' in texts
+    verdict = "rejected" if rejected else "dropped"
+    where = f"on {place.ref}"
+    if st.table == POLICY_TABLE:
+        return _policy_drop(r, place, st)
+    found = service_port(r.k.plans.get(place.node), p.get("ip daddr", ""), _dport(p), _proto(p))
+    if found is not None:
+        r.service = service_words(found[0])[0]
+    if "cluster-ips-check" in chains:
+        reason = f"rejected {where}: ClusterIP {p.get('ip daddr')} serves no {_proto(p)} port {_dport(p)}"
+    elif rejected and found is not None:
+        reason = f"rejected {where}: Service {r.service} has no endpoints"
+    elif found is not None and (any("firewall" in c or c.startswith("KUBE-FW") for c in chains) or KUBE_MARK_DROP in texts):
+        reason = f"dropped {where}: {p.get('ip saddr')} is outside the loadBalancerSourceRanges of Service {r.service}"
+    else:
+        rule = clean(st.matched[-1].text) if st.matched else f"policy {st.verdict}"
+        reason = f"{verdict} {where} by table {st.table} chain {st.chain} ({rule})"
+    r.end = (verdict, reason)
+    r.by = "proxy" if st.table == PROXY_TABLE or found is not None or any(c.startswith("KUBE-") for c in chains) else "netfilter"
+    return reason
+
+
+def _rule_of(r: _Reading, m: TraceLine) -> PolicyRule | None:
+    for word in m.text.split():
+        if word.startswith("@") and word.endswith(("-src", "-dst")):
+            found = r.k.policy_rules.get(word[1:-4])
+            if found is not None:
+                return found
+    return None
+
+
+def _policy_accepts(r: _Reading, st: Step) -> list[str]:
+    out = []
+    for m in st.matched:
+        side = "ingress" if m.chain.startswith("ingress") else "egress" if m.chain.startswith("egress") else ""
+        if m.text.startswith("ct state"):
+            out.append("an established flow: accepted")
+        elif not side or m.verdict != "return":
+            continue
+        elif (pr := _rule_of(r, m)) is not None:
+            r.policies.append({"name": pr.policy, "direction": pr.direction, "rule": pr.index + 1, "effect": "allows"})
+            out.append(f"{side}: {pr.policy} {pr.direction} rule {pr.index + 1} allows")
+        elif "isolated" in m.text:
+            whose = st.packet.get("ip daddr" if side == "ingress" else "ip saddr", "")
+            out.append(f"{side}: {r.who(whose)} is not isolated for {side}")
+        elif "node-addrs" in m.text:
+            out.append(f"{side}: from its own node (always allowed)")
+        elif "@self" in m.text:
+            out.append(f"{side}: a pod to itself (always allowed)")
+    return out
+
+
+def _policy_drop(r: _Reading, place: Place, st: Step) -> str:
+    side = "ingress" if any(m.chain.startswith("ingress") for m in st.matched[-1:]) else "egress"
+    p = st.packet
+    guarded = p.get("ip daddr" if side == "ingress" else "ip saddr", "")
+    peer = p.get("ip saddr" if side == "ingress" else "ip daddr", "")
+    policies = r.k.isolation.get(guarded, ((), ()))[0 if side == "ingress" else 1]
+    for pol in policies:
+        r.policies.append({"name": pol, "direction": side, "rule": None, "effect": "isolates"})
+    by = ", ".join(policies) or "a NetworkPolicy"
+    reason = f"dropped on {place.ref}: {r.who(guarded)} is isolated for {side} by {by}; no rule allows {r.who(peer)}"
+    r.end = ("dropped", reason)
+    r.by = "policy"
+    return reason
