@@ -25,7 +25,6 @@ TRACE_TABLE = "kemu-trace"
 PROXY_TABLE = "kemu-proxy"
 POLICY_TABLE = "kemu-policy"
 CNI_TABLE = "kemu-cni"
-KUBE_MARK_DROP = "0x00008000"  # iptables kube-proxy's mark for "drop in filter" (KUBE-FW-*)
 _COUNTER = re.compile(r"\s*counter packets \d+ bytes \d+")
 HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
 # The hooks of kemu's base chains that a reader can't guess from their names.
@@ -366,8 +365,10 @@ def _drop(r: _Reading, place: Place, st: Step) -> str:
         reason = f"rejected {where}: ClusterIP {p.get('ip daddr')} serves no {_proto(p)} port {_dport(p)}"
     elif rejected and found is not None:
         reason = f"rejected {where}: Service {r.service} has no endpoints"
-    elif found is not None and (any("firewall" in c or c.startswith("KUBE-FW") for c in chains) or KUBE_MARK_DROP in texts):
+    elif found is not None and found[0].source_ranges and p.get("ip daddr") in found[0].lb_ips:
         reason = f"dropped {where}: {p.get('ip saddr')} is outside the loadBalancerSourceRanges of Service {r.service}"
+    elif found is not None and found[0].external_local and not found[0].external_endpoints and found[1] != "ClusterIP":
+        reason = f"dropped {where}: Service {r.service} has externalTrafficPolicy: Local and no ready endpoint on this node"
     else:
         rule = clean(st.matched[-1].text) if st.matched else f"policy {st.verdict}"
         reason = f"{verdict} {where} by table {st.table} chain {st.chain} ({rule})"
