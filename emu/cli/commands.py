@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING
 
 from emu.cli import watch_events
 from emu.cli.argv import UsageError
-from emu.cli.describe import describe_deployment, describe_node, describe_other, describe_pod, describe_service, events_for
+from emu.cli.describe import describe_deployment, describe_node, describe_other, describe_pod, describe_service
+from emu.cli.describe_sections import events_for
 from emu.cli.manifests import read_inputs
-from emu.cli.output import Obj, format_table, kind_prefix, qualified_name, render_many, selector_string
+from emu.cli.output import render_many
+from emu.cli.output_format import Obj, kind_prefix, qualified_name, selector_string
+from emu.cli.tabwriter import format_table
 from emu.config import load_cluster_file, registry
 from emu.config.schema import label_key, label_value
 from emu.daemon.client import pick_cluster, request
@@ -734,20 +737,25 @@ def cmd_probe(args: argparse.Namespace) -> str | int:
         finally:
             c.down()
     else:
-        raw = request(
-            pick_cluster(args.cluster),
-            "probe",
-            to=args.to,
-            ports=args.ports,
-            protocols=args.protocols,
-            probe_timeout=args.timeout,
-            expect=args.expect,
-        )
+        cluster = pick_cluster(args.cluster)
+
+        def probe() -> list[ProbeRow]:
+            return list(
+                request(
+                    cluster, "probe", to=args.to, ports=args.ports, protocols=args.protocols, probe_timeout=args.timeout, expect=args.expect
+                )
+            )
+
+        if args.watch:
+            from emu.cli import probe_watch
+
+            return probe_watch.watch(args, cluster, probe, _probe_title(args))
+        raw = probe()
         results = [Result(r["from"], r["to"], r["port"], r["protocol"], r["connected"]) for r in raw]
         if args.expect:
             diffs = [r for r in raw if r["connected"] != r["expected"]]
             if args.output in ("svg", "html"):
-                print(_probe_picture(args, list(raw)), end="")
+                _emit_picture(args, _probe_picture(args, list(raw)))
             elif args.output == "json":
                 print(json.dumps({"target": args.to, "results": raw, "differences": diffs}, indent=1))
             else:
@@ -759,7 +767,7 @@ def cmd_probe(args: argparse.Namespace) -> str | int:
                 print(f"{len(diffs)} difference(s) from the NetworkPolicy oracle")
             return 1 if diffs else 0
     if args.output in ("svg", "html"):
-        print(_probe_picture(args, [r.as_json() for r in results]), end="")
+        _emit_picture(args, _probe_picture(args, [r.as_json() for r in results]))
         return 0
     if args.output == "json":
         return json.dumps({"target": args.to, "results": [r.as_json() for r in results]}, indent=1)
@@ -770,6 +778,19 @@ def _probe_picture(args: argparse.Namespace, rows: list[ProbeRow]) -> str:
     """`probe -o svg|html`: the matrix as a coloured grid (emu/cli/probe_svg.py)."""
     from emu.cli import probe_svg
 
-    where = args.file or args.cluster or os.environ.get("KEMU_CLUSTER") or "the cluster"
-    title = f"kemu probe {where} --to {args.to}" + (" --expect" if args.expect else "")
+    title = _probe_title(args)
     return probe_svg.svg(rows, title) if args.output == "svg" else probe_svg.page(rows, title)
+
+
+def _probe_title(args: argparse.Namespace) -> str:
+    where = args.file or args.cluster or os.environ.get("KEMU_CLUSTER") or "the cluster"
+    return f"kemu probe {where} --to {args.to}" + (" --expect" if args.expect else "")
+
+
+def _emit_picture(args: argparse.Namespace, text: str) -> None:
+    if args.write:
+        from emu.cli.probe_watch import write_atomically
+
+        write_atomically(args.write, text)
+    else:
+        print(text, end="")

@@ -153,6 +153,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     p.add_argument("--protocol", type=str.lower, choices=["tcp", "udp"], action="append", dest="protocols")
     p.add_argument("--timeout", type=float, default=1.0)
     p.add_argument("-o", "--output", choices=["table", "json", "svg", "html"], default="table", help="svg, html: a coloured grid")
+    p.add_argument("-w", "--write", metavar="FILE", help="write the svg or html picture to FILE (rewritten on each change with --watch)")
+    p.add_argument("--watch", action="store_true", help="probe again whenever the cluster changes, until Ctrl-C")
 
     p = add("graph", "a picture of the cluster (Graphviz): topology, or with --policies who may reach whom")
     graph_cmd.add_arguments(p)

@@ -3,6 +3,8 @@
 The column layouts follow kubectl's printers (pkg/printers/internalversion): the same
 headers, the same cell texts (`<none>`, `<pending>`, `Init:0/2`, `80:30080/TCP`, ages
 like `3m12s` or `2d4h`). Kinds come from the registry (emu/config/registry.py) only.
+Every cell that reads the clock is here, beside `clock` (tests replace it); the pure
+formatters are emu/cli/output_format.py and emu/cli/output_columns.py.
 """
 
 from __future__ import annotations
@@ -10,16 +12,31 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import yaml
 
 from emu.cli import output_gateway
+from emu.cli.output_columns import address, node_roles, node_status, pod_status, service_external_ip, service_ports
+from emu.cli.output_format import (
+    Obj,
+    _containers_images,
+    _lb_ingress,
+    _list_with_more,
+    _meta,
+    _name,
+    _spec,
+    _status,
+    _template_spec,
+    _true_condition,
+    format_labels,
+    format_selector,
+    human_duration,
+    parse_time,
+    qualified_name,
+)
+from emu.cli.tabwriter import format_table
 from emu.config import registry
-
-Obj = dict[str, Any]
-
 
 # --- time -------------------------------------------------------------------------------
 
@@ -27,45 +44,6 @@ Obj = dict[str, Any]
 def clock() -> float:
     """Now, in epoch seconds (tests replace it)."""
     return time.time()
-
-
-def parse_time(ts: str | None) -> float | None:
-    """An RFC 3339 timestamp (`2024-01-02T03:04:05Z`, with or without fractions) → epoch seconds."""
-    if not ts:
-        return None
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def human_duration(seconds: float) -> str:
-    """k8s.io/apimachinery's duration.HumanDuration: 5s, 3m12s, 15m, 4h5m, 10h, 2d4h, 30d, 2y10d."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 60 * 2:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        return f"{minutes}m" if s % 60 == 0 else f"{minutes}m{s % 60}s"
-    if minutes < 60 * 3:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        return f"{hours}h" if minutes % 60 == 0 else f"{hours}h{minutes % 60}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        return f"{hours // 24}d" if hours % 24 == 0 else f"{hours // 24}d{hours % 24}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = (hours // 24) % 365
-        return f"{hours // 24 // 365}y" if days == 0 else f"{hours // 24 // 365}y{days}d"
-    return f"{hours // 24 // 365}y"
 
 
 def age(ts: str | None, now: float | None = None) -> str:
@@ -76,174 +54,13 @@ def age(ts: str | None, now: float | None = None) -> str:
     return human_duration((clock() if now is None else now) - t)
 
 
-# --- small formatters -----------------------------------------------------------------------
-
-
-def format_labels(labels: dict[str, str] | None) -> str:
-    """labels.FormatLabels: `a=1,b=2` sorted by key, `<none>` when empty."""
-    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "<none>"
-
-
-def selector_string(sel: Obj | None) -> str:
-    """A LabelSelector in kubectl's selector syntax (`app=web,tier in (a,b),!old`), "" when empty."""
-    if not sel:
-        return ""
-    reqs: list[tuple[str, str]] = [(k, f"{k}={v}") for k, v in (sel.get("matchLabels") or {}).items()]
-    for e in sel.get("matchExpressions") or []:
-        key, op, values = e["key"], e["operator"], sorted(e.get("values") or [])
-        if op == "In":
-            reqs.append((key, f"{key} in ({','.join(values)})"))
-        elif op == "NotIn":
-            reqs.append((key, f"{key} notin ({','.join(values)})"))
-        elif op == "Exists":
-            reqs.append((key, key))
-        elif op == "DoesNotExist":
-            reqs.append((key, f"!{key}"))
-    return ",".join(text for _, text in sorted(reqs, key=lambda r: r[0]))
-
-
-def format_selector(sel: Obj | None) -> str:
-    """metav1.FormatLabelSelector: the selector's text, `<none>` when empty."""
-    return selector_string(sel) or "<none>"
-
-
-def kind_prefix(kind: str) -> str:
-    """`pod`, `service`, `deployment.apps`: how kubectl qualifies a name (`-o name`, several kinds)."""
-    info = registry.info(kind)
-    group = info.group if info is not None else ""
-    return f"{kind.lower()}.{group}" if group else kind.lower()
-
-
-def qualified_name(kind: str, name: str) -> str:
-    return f"{kind_prefix(kind)}/{name}"
-
-
-def _meta(o: Obj) -> Obj:
-    return o.get("metadata") or {}
-
-
-def _spec(o: Obj) -> Obj:
-    return o.get("spec") or {}
-
-
-def _status(o: Obj) -> Obj:
-    return o.get("status") or {}
-
-
-def _name(o: Obj) -> str:
-    return str(_meta(o).get("name", ""))
-
-
 def _created(o: Obj, now: float | None) -> str:
     return age(_meta(o).get("creationTimestamp"), now)
-
-
-def _containers_images(template_spec: Obj) -> list[str]:
-    cs = template_spec.get("containers") or []
-    return [",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)]
-
-
-def _lb_ingress(status: Obj, wide: bool) -> str:
-    """loadBalancerStatusStringer: ingress IPs or hostnames; long lists cut unless wide."""
-    ingress = (status.get("loadBalancer") or {}).get("ingress") or []
-    s = ",".join(i.get("ip") or i.get("hostname") or "" for i in ingress if i.get("ip") or i.get("hostname"))
-    if not wide and len(s) > 16:
-        s = s[:13] + "..."
-    return s
-
-
-def _list_with_more(items: list[str], count: int, most: int = 3) -> str:
-    ret = ",".join(items[:most])
-    if count > most:
-        return f"{ret} + {count - most} more..."
-    return ret or "<unset>"
 
 
 # --- one function per kind: (header, wide header, cells) -------------------------------------
 
 Cells = Callable[[Obj, float | None, bool], list[str]]
-
-
-def _true_condition(conds: list[Obj], kind: str) -> bool:
-    return any(c.get("type") == kind and c.get("status") == "True" for c in conds)
-
-
-def pod_status(o: Obj) -> tuple[str, int, int, int, float | None]:
-    """kubectl's printPod: (STATUS, ready, total, restarts, last restart time)."""
-    spec, st = _spec(o), _status(o)
-    init_specs = {c.get("name"): c for c in spec.get("initContainers") or []}
-    total = len(spec.get("containers") or []) + sum(1 for c in init_specs.values() if c.get("restartPolicy") == "Always")
-    phase = st.get("phase") or "Pending"
-    reason = st.get("reason") or ("Completed" if phase == "Succeeded" else phase)
-    for c in st.get("conditions") or []:
-        if c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated":
-            reason = "SchedulingGated"
-    restarts = ready = 0
-    last_restart: float | None = None
-    sidecar_restarts = 0
-    sidecar_last: float | None = None
-
-    def finished(cs: Obj) -> float | None:
-        return parse_time((((cs.get("lastState") or {}).get("terminated")) or {}).get("finishedAt"))
-
-    initializing = False
-    inits = st.get("initContainerStatuses") or []
-    for i, cs in enumerate(inits):
-        restarts += int(cs.get("restartCount") or 0)
-        t = finished(cs)
-        if t is not None and (last_restart is None or t > last_restart):
-            last_restart = t
-        sidecar = (init_specs.get(cs.get("name")) or {}).get("restartPolicy") == "Always"
-        if sidecar:
-            sidecar_restarts += int(cs.get("restartCount") or 0)
-            if t is not None and (sidecar_last is None or t > sidecar_last):
-                sidecar_last = t
-        state = cs.get("state") or {}
-        term, wait = state.get("terminated"), state.get("waiting")
-        if term is not None and int(term.get("exitCode") or 0) == 0:
-            continue
-        if sidecar and cs.get("started"):
-            if cs.get("ready"):
-                ready += 1
-            continue
-        if term is not None:
-            if term.get("reason"):
-                reason = "Init:" + term["reason"]
-            elif term.get("signal"):
-                reason = f"Init:Signal:{term['signal']}"
-            else:
-                reason = f"Init:ExitCode:{term.get('exitCode', 0)}"
-        elif wait is not None and wait.get("reason") and wait.get("reason") != "PodInitializing":
-            reason = "Init:" + wait["reason"]
-        else:
-            reason = f"Init:{i}/{len(init_specs) or len(inits)}"
-        initializing = True
-        break
-    if not initializing or _true_condition(st.get("conditions") or [], "Initialized"):
-        restarts, last_restart = sidecar_restarts, sidecar_last
-        has_running = False
-        for cs in reversed(st.get("containerStatuses") or []):
-            restarts += int(cs.get("restartCount") or 0)
-            t = finished(cs)
-            if t is not None and (last_restart is None or t > last_restart):
-                last_restart = t
-            state = cs.get("state")
-            wait = (state or {}).get("waiting")
-            term = (state or {}).get("terminated")
-            if wait is not None and wait.get("reason"):
-                reason = wait["reason"]
-            elif term is not None and term.get("reason"):
-                reason = term["reason"]
-            elif term is not None:
-                reason = f"Signal:{term['signal']}" if term.get("signal") else f"ExitCode:{term.get('exitCode', 0)}"
-            elif cs.get("ready") and (not state or "running" in state):  # no state: trust ready
-                has_running = True
-                ready += 1
-        if reason == "Completed" and has_running:
-            reason = "Running" if _true_condition(st.get("conditions") or [], "Ready") else "NotReady"
-    if _meta(o).get("deletionTimestamp"):
-        reason = "Unknown" if st.get("reason") == "NodeLost" else "Terminating"
-    return reason, ready, total, restarts, last_restart
 
 
 def _pod(o: Obj, now: float | None, wide: bool) -> list[str]:
@@ -265,27 +82,6 @@ def _pod(o: Obj, now: float | None, wide: bool) -> list[str]:
     return cells
 
 
-def service_external_ip(o: Obj, wide: bool) -> str:
-    sp, typ = _spec(o), _spec(o).get("type", "ClusterIP")
-    ext = list(sp.get("externalIPs") or [])
-    if typ in ("ClusterIP", "NodePort"):
-        return ",".join(ext) or "<none>"
-    if typ == "LoadBalancer":
-        lb = _lb_ingress(_status(o), wide)
-        return ",".join(([lb] if lb else []) + ext) or "<pending>"
-    if typ == "ExternalName":
-        return str(sp.get("externalName", ""))
-    return "<unknown>"
-
-
-def service_ports(o: Obj) -> str:
-    out = []
-    for p in _spec(o).get("ports") or []:
-        proto = p.get("protocol", "TCP")
-        out.append(f"{p.get('port')}:{p['nodePort']}/{proto}" if p.get("nodePort") else f"{p.get('port')}/{proto}")
-    return ",".join(out) or "<none>"
-
-
 def _service(o: Obj, now: float | None, wide: bool) -> list[str]:
     sp = _spec(o)
     cells = [_name(o), sp.get("type", "ClusterIP"), sp.get("clusterIP") or "<none>", service_external_ip(o, wide), service_ports(o)]
@@ -293,10 +89,6 @@ def _service(o: Obj, now: float | None, wide: bool) -> list[str]:
     if wide:
         cells.append(format_labels(sp.get("selector")))
     return cells
-
-
-def _template_spec(o: Obj) -> Obj:
-    return (_spec(o).get("template") or {}).get("spec") or {}
 
 
 def _deployment(o: Obj, now: float | None, wide: bool) -> list[str]:
@@ -379,28 +171,6 @@ def _job(o: Obj, now: float | None, wide: bool) -> list[str]:
     if wide:
         cells += [*_containers_images(_template_spec(o)), format_selector(sp.get("selector"))]
     return cells
-
-
-def node_status(o: Obj) -> str:
-    ready = next((c for c in _status(o).get("conditions") or [] if c.get("type") == "Ready"), None)
-    status = ["Unknown" if ready is None else ("Ready" if ready.get("status") == "True" else "NotReady")]
-    if _spec(o).get("unschedulable"):
-        status.append("SchedulingDisabled")
-    return ",".join(status)
-
-
-def node_roles(o: Obj) -> str:
-    roles = set()
-    for k, v in (_meta(o).get("labels") or {}).items():
-        if k.startswith("node-role.kubernetes.io/") and k.split("/", 1)[1]:
-            roles.add(k.split("/", 1)[1])
-        elif k == "kubernetes.io/role" and v:
-            roles.add(v)
-    return ",".join(sorted(roles)) or "<none>"
-
-
-def address(o: Obj, kind: str) -> str:
-    return next((a["address"] for a in _status(o).get("addresses") or [] if a.get("type") == kind), "<none>")
 
 
 def _node(o: Obj, now: float | None, wide: bool) -> list[str]:
@@ -581,15 +351,6 @@ def rows(
         head = ["NAMESPACE", *head]
         out = [[str(_meta(o).get("namespace", "")), *r] for o, r in zip(items, out, strict=True)]
     return [head, *out]
-
-
-def format_table(table: list[list[str]], headers: bool = True) -> str:
-    """Columns three spaces apart, as kubectl's tabwriter sets them; the last one unpadded."""
-    body = table if headers else table[1:]
-    if not body:
-        return ""
-    widths = [max(len(r[i]) for r in body) for i in range(len(table[0]))]
-    return "\n".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in body)
 
 
 def as_list(items: list[Obj]) -> Obj:

@@ -124,8 +124,9 @@ def svg(rows: Sequence[Row], title: str = "", legend: bool = True) -> str:
     )
 
 
-def page(rows: Sequence[Row], title: str) -> str:
-    """A self-contained HTML page: a legend, the grid (inline SVG), the differences."""
+def page(rows: Sequence[Row], title: str, reload_s: int = 0) -> str:
+    """A self-contained HTML page: a legend, the grid (inline SVG), the differences.
+    `reload_s`: the browser reloads it that often (`probe --watch` rewrites the file)."""
     diffs = disagreements(rows)
     ok = sum(1 for r in rows if r["connected"])
     swatch = '<span class="sw" style="background:{}"></span>{}'
@@ -137,7 +138,8 @@ def page(rows: Sequence[Row], title: str) -> str:
     grid = svg(rows, legend=False).split("\n", 1)[1]  # inline: no XML declaration
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title>\n<style>"
+        + (f'<meta http-equiv="refresh" content="{reload_s}">' if reload_s else "")
+        + f"<title>{_e(title)}</title>\n<style>"
         "body{font-family:sans-serif;margin:16px;color:#222;background:#fff}"
         ".sw{display:inline-block;width:14px;height:14px;margin:0 4px 0 12px;vertical-align:middle}"
         f".outlined{{box-sizing:border-box;border:3px solid {OUTLINE};background:#fff}}"

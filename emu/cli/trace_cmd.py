@@ -60,6 +60,7 @@ def render_text(r: dict[str, Any]) -> str:
     for h in hops:
         where = f"{h['table']}/{h['chain']}" if h["table"] != "kemu-trace" else ""
         lines.append(f"  {h['namespace']:<{width}}  {h['hook'] or '-':<11} {h['meaning']}" + (f"  [{where}]" if where else ""))
+    lines += [f"  conntrack on {e['namespace']}: {e['entry']}" for e in r.get("conntrack") or []]
     lines.append(f"{r['verdict']}: {r['reason']}")
     model = r.get("model") or {}
     said = [f"proxy tracer: {model['proxy']}"] if model.get("proxy") else []

@@ -7,7 +7,8 @@ from __future__ import annotations
 import signal
 import sys
 
-from emu.cli.output import Obj, dump, render_many
+from emu.cli.output import dump, render_many
+from emu.cli.output_format import Obj
 from emu.daemon.client import request
 
 POLL_S = 30.0

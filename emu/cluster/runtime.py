@@ -14,12 +14,15 @@ Threads and locks (who owns which state):
 - `NodeSyncer._lock`: the per-node sync status only; the netlink watch threads
   (emu/cluster/drift.py) call into the syncer and set `_dirty`, nothing else.
 - Each `NsHandle.lock`: one netlink request at a time on that namespace's socket.
+
+Cluster's parts are mixins beside it: emu/cluster/startup.py (the name's claim, the
+cluster DNS, kemu's own objects), emu/cluster/gateway_sync.py (Gateways and their
+proxies), emu/cluster/pod_lifecycle.py (scheduling, termination, removal of pods).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import os
 import threading
@@ -28,33 +31,31 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from emu.cluster import system
-from emu.cluster.dns import UPSTREAM_DOMAIN, DNSPlane
+from emu.cluster.dns import DNSPlane
 from emu.cluster.drift import DriftRepair
-from emu.cluster.events import EventRecorder, Involved, ServiceWatch, record_controller_events, sync_observer
-from emu.cluster.gateways import GATEWAY_CLASS, INGRESS_CLASS, GatewayPlane, ProxyPod, world_of
+from emu.cluster.events import EventRecorder, ServiceWatch, record_controller_events, sync_observer
+from emu.cluster.gateway_sync import GatewaySync
+from emu.cluster.gateways import GatewayPlane
 from emu.cluster.kubelet import Kubelet
+from emu.cluster.pod_lifecycle import PodLifecycle
 from emu.cluster.pod_state import PodState
 from emu.cluster.policies import PolicyPlane, make_view
 from emu.cluster.services import ServicePlane
+from emu.cluster.startup import ClusterStartup
 from emu.cluster.store import Changes, Store
-from emu.config import registry
-from emu.config.kinds import build_unstructured, typed_kinds
+from emu.config.kinds import typed_kinds
 from emu.config.loader import ParsedManifests, check_against_cluster, manifests_of
-from emu.controllers import pod_dns, scheduler
 from emu.controllers.ipam import PodIPAllocator, plan_addresses
 from emu.dataplane import etcfiles, hostports, names, netns
 from emu.dataplane.cleanup import clean_cluster
 from emu.dataplane.cni import plugin_for
 from emu.dataplane.network import Network
 from emu.dataplane.node_sync import NodeSyncer
-from emu.dataplane.ownership import ProcRef, Record
-from emu.errors import KemuError, NotFoundError
-from emu.gateway import deploy
-from emu.model.objects import ClusterConfig, ObservedPod, PodView, Unstructured, Workload
+from emu.dataplane.ownership import Record
+from emu.errors import NotFoundError
+from emu.model.objects import ClusterConfig, ObservedPod, PodView, Workload
 from emu.netfilter.kernel import Netfilter
 from emu.policy.oracle import View
-from emu.workloads import processes
 from emu.workloads.netexec import NetexecServer
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 
 
-class Cluster:
+class Cluster(ClusterStartup, GatewaySync, PodLifecycle):
     def __init__(self, config: ClusterConfig, progress: Progress | None = None, netfilter: Netfilter | None = None) -> None:
         self.config = config
         self.netfilter = netfilter or Netfilter()  # the kernel's; tests may pass fakes
@@ -150,68 +151,6 @@ class Cluster:
             self.down()
             raise
 
-    def _start_dns(self) -> list[dict[str, Any]]:
-        """The node network's resolver, every node's and host's /etc files, and the cluster
-        DNS's own objects (applied with the topology's, as an installer would)."""
-        if not self.spec.dns.enabled:
-            return []
-        self.dns = DNSPlane(self.spec, self.plan, self.record)
-        up_ip = system.upstream_ip(self.spec)
-        self.network.add_switch_address(up_ip, self.plan.nodes[0].prefixlen)
-        self.dns.start_upstream(self.network.switch.name if self.network.switch else "")
-        self.kubelet.dns = pod_dns.ClusterDNS(
-            True, system.dns_service_ip(self.spec), self.spec.dns.cluster_domain, up_ip, (UPSTREAM_DOMAIN,)
-        )
-        members = {**self.network.nodes, **self.network.hosts}
-        etcfiles.ensure_parent()
-        self.record.add_etc_dirs([netns.etc_dir(h.name) for h in members.values()])
-        ips = {n.name: n.ip for n in self.plan.nodes} | {h.name: h.ip for h in self.plan.hosts}
-        for name, h in members.items():
-            hosts = f"127.0.0.1\tlocalhost\n{ips[name]}\t{name}.{UPSTREAM_DOMAIN}\t{name}\n"
-            etcfiles.write(netns.etc_dir(h.name), {"resolv.conf": pod_dns.node_resolv_conf(self.kubelet.dns), "hosts": hosts})
-        # The servers find records from their first moment (the empty cluster's).
-        self.dns.sync({}, {}, {}, [], list(self.store.namespaces), [])
-        return self.dns.manifests()
-
-    @staticmethod
-    def _as_order(docs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-        # kemu's own manifests: built directly (the OpenAPI check is for users' files).
-        typed = typed_kinds()
-        objs = [typed[d["kind"]].build(d) if d["kind"] in typed else build_unstructured(d, registry.is_namespaced(d["kind"])) for d in docs]
-        return [(f"{o.kind if isinstance(o, (Workload, Unstructured)) else type(o).__name__}/{o.key}", o) for o in objs]
-
-    def _system_objects(self, dns_docs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-        # The default GatewayClass and IngressClass `kemu`, as an installed controller has them.
-        return self._as_order([system.kubernetes_service(self.spec), *dns_docs, GATEWAY_CLASS, INGRESS_CLASS])
-
-    def dns_servers(self) -> list[tuple[int, str]]:
-        """(pid, ack file) of the cluster DNS's running servers."""
-        if self.dns is None:
-            return []
-        out = []
-        for st in self.pods.values():
-            if st.pod.meta.namespace == "kube-system" and st.pod.owner.startswith("ReplicaSet/coredns-") and not st.terminating:
-                cs = st.containers.get("coredns")
-                if cs is not None and cs.proc is not None and cs.proc.popen.poll() is None:
-                    out.append((cs.proc.ref.pid, os.path.join(self.dns.ack_dir, st.pod.meta.name)))
-        return out
-
-    def _claim(self) -> None:
-        """Take the cluster's name: refuse a live one, clean a crashed one's leftovers."""
-        try:
-            old = Record.load(self.name)
-        except FileNotFoundError:
-            old = None
-        if old is not None:
-            d = old.daemon()
-            if d is not None and d.alive() and d.pid != os.getpid():
-                raise KemuError(f"cluster {self.name!r} is already running (pid {d.pid}); `kemu down {self.name}` first")
-            log.warning("removing leftovers of an earlier run of cluster %s", self.name)
-            clean_cluster(old)
-        self.record.data["daemon"] = dataclasses.asdict(ProcRef.of(os.getpid()) or ProcRef(os.getpid(), 0))
-        self.record.create()
-        os.makedirs(self.log_dir, exist_ok=True)
-
     def down(self) -> None:
         """Take everything down; once only (a second call must not touch a new cluster
         that took the same name meanwhile)."""
@@ -247,10 +186,6 @@ class Cluster:
             clean_cluster(self.record, keep_daemon=True)
             if errors:
                 log.error("teardown problems: %s", "; ".join(errors))
-
-    @staticmethod
-    def _member_record(handles: dict[str, Any]) -> dict[str, str]:
-        return {name: h.name for name, h in handles.items()}
 
     # --- changes -------------------------------------------------------------------------
 
@@ -376,65 +311,6 @@ class Cluster:
     def _lb_owner(self, ip: str) -> str | None:
         return next((k for k, st in self.store.service_status.items() if st.lb_ip == ip), None)
 
-    def _sync_gateways(self) -> None:
-        """Gateways and Ingresses: compile, deploy the proxies (objects applied here go
-        through _realise, which comes back here: the flag stops the recursion), write
-        their configurations, reload the running ones, then the status from the result."""
-        g = self.gateways
-        if g is None or self._in_gateway_sync or self.services is None:
-            return
-        self._in_gateway_sync = True
-        try:
-            for _ in range(3):  # new proxy Services get LB IPs: a second pass sees them
-                g.compile(world_of(self.store, self.services.slices, self._proxy_ready))
-                g.write()
-                if not self._apply_owned(g.wanted()):
-                    break
-            by_label = g.proxy_of_label()
-            with self._status:
-                pods = [
-                    ProxyPod(k, by_label[lbl], st.is_ready, bool(st.procs) and not st.terminating)
-                    for k, st in self.pods.items()
-                    if (lbl := st.pod.meta.labels.get(deploy.PROXY_LABEL)) in by_label
-                ]
-            ready = g.reload(pods)
-            if ready != self._proxy_ready:  # Programmed follows: the status from the new state
-                self._proxy_ready = ready
-                g.compile(world_of(self.store, self.services.slices, ready))
-        finally:
-            self._in_gateway_sync = False
-
-    def wait_gateways(self, timeout: float) -> list[str]:
-        """Wait until every proxy serves its latest configuration from a ready pod (a new
-        Gateway is reachable when `kemu apply` returns); the proxies still not ready."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self.lock:
-                late = [p for p in (self.gateways.compiled.proxies if self.gateways else ()) if not self._proxy_ready.get(p)]
-            if not late or time.monotonic() > deadline:
-                return late
-            self._dirty.set()  # readiness flips come through the sync loop
-            with self._status:
-                self._status.wait(0.05)
-
-    def _apply_owned(self, wanted: dict[tuple[str, str, str], dict[str, Any]]) -> bool:
-        """Make the proxies' objects what the plane wants; True if anything changed."""
-        assert self.gateways is not None
-        owned = self.gateways.owned
-        changed = False
-        fresh = {k: d for k, d in wanted.items() if owned.get(k) != d or self.store.get(k[0], k[1], k[2]) is None}
-        if fresh:
-            order = self._as_order(list(fresh.values()))
-            self._realise(self.store.apply(ParsedManifests(manifests_of(order), {}, order), now=time.time()))
-            owned.update(fresh)
-            changed = True
-        for k in [k for k in owned if k not in wanted]:
-            del owned[k]
-            if self.store.get(k[0], k[1], k[2]) is not None:
-                self._realise(self.store.delete(k[0], k[1], k[2], now=time.time()))
-                changed = True
-        return changed
-
     def policy_view(self) -> View:
         return make_view(self.plan, self.store.namespaces, self.store.network_policies)
 
@@ -462,117 +338,6 @@ class Cluster:
                     self._realise(self.store.reconcile(self._observed(), time.time()))
                 except Exception:
                     log.exception("sync failed")
-
-    def _schedule(self, pending: list[PodState]) -> None:
-        if not pending:
-            return
-        capacity = {n.name: self.alloc.capacity_left(n.name) for n in self.plan.nodes}
-        load: dict[str, int] = {}
-        for st in self.pods.values():
-            if st.node:
-                load[st.node] = load.get(st.node, 0) + 1
-        ns_labels = {n: dict(x.meta.labels) for n, x in self.store.namespaces.items()}
-        placed = [scheduler.placed_pod(st.pod, st.node) for st in self.pods.values() if st.node]
-        s = scheduler.Scheduler(scheduler.node_infos(self.store.nodes, capacity, load), placed, ns_labels)
-        for st in pending:
-            node = s.schedule(st.pod)
-            pod = Involved("Pod", st.pod.meta.name, st.pod.meta.namespace)
-            if node is None:
-                st.unschedulable = s.reason(st.pod)
-                log.warning("pod %s is Pending: %s", st.pod.key, st.unschedulable)
-                self.events.record(pod, "FailedScheduling", st.unschedulable, "default-scheduler", warning=True)
-                continue
-            self.events.record(pod, "Scheduled", f"Successfully assigned {st.pod.key} to {node}", "default-scheduler")
-            if st.pod.spec.host_network:
-                ip = self.plan.node(node).ip  # the node's own address; no pod IP used
-            else:
-                got = self.alloc.allocate(node)
-                assert got is not None  # the scheduler counted free addresses
-                ip = got
-            st.node, st.ip, st.unschedulable = node, ip, ""
-
-    # --- one pod -------------------------------------------------------------------------
-
-    def _env_data(self) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], dict[str, str]]]:
-        """ConfigMap and Secret data by (namespace, name), for env and envFrom."""
-        import base64
-
-        cms: dict[tuple[str, str], dict[str, str]] = {}
-        secrets: dict[tuple[str, str], dict[str, str]] = {}
-        for o in self.store.list("ConfigMap", None):
-            cms[(o.meta.namespace, o.meta.name)] = {str(k): str(v) for k, v in (o.raw.get("data") or {}).items()}
-        for o in self.store.list("Secret", None):
-            secrets[(o.meta.namespace, o.meta.name)] = {
-                str(k): base64.b64decode(str(v)).decode(errors="replace") for k, v in (o.raw.get("data") or {}).items()
-            }
-        return cms, secrets
-
-    def _terminate(self, key: str, grace: int | None) -> None:
-        """Delete a pod as the kubelet does: SIGTERM, keep it (terminating, still serving)
-        until its containers are done or its grace period ends, then remove it."""
-        st = self.pods.get(key)
-        if st is None or st.terminating:
-            return
-        period = st.pod.spec.termination_grace_period if grace is None else grace
-        delay = min(max((c.shutdown_delay for c in st.pod.spec.containers), default=0), period)
-        if st.phase != "Running":
-            self._stop_pod(key)
-            return
-        st.terminating = True
-        if period <= 0 or not (st.procs or delay):
-            # Nothing to wait for; still, the proxies drop the endpoint first (the sync at
-            # the end of _realise), and only then do its sockets close: no connection is
-            # sent to a pod that is already gone.
-            self._stop_after_sync.append(key)
-            return
-        processes.signal_all(st.procs)
-        deadline = time.monotonic() + period
-
-        def finalize() -> None:
-            processes.wait_all(st.procs, deadline)
-            left = deadline - time.monotonic()
-            if delay and left > 0:
-                threading.Event().wait(min(delay, left))  # netexec --delay-shutdown keeps serving
-            with self.lock:
-                if self.pods.get(key) is st:
-                    self._stop_pod(key)
-                    self._write_pod_record()
-                    self._sync_services()
-                    self._dirty.set()  # controllers may replace it now
-
-        st.finalizer = threading.Thread(target=finalize, name=f"kemu-terminate-{key}", daemon=True)
-        st.finalizer.start()
-
-    def _stop_pod(self, key: str, whole_cluster: bool = False) -> None:
-        with self._status:
-            st = self.pods.pop(key, None)
-        if st is None:
-            return
-        if st.netns:
-            self.kubelet.stop_workloads(st, whole_cluster)
-            if not st.host_network:
-                ns = self.network.remove_pod(key, cut_link=not whole_cluster)
-                if ns and not whole_cluster:
-                    self.record.remove_netns([ns])
-        if st.ip and not st.host_network:
-            self.alloc.release(st.ip)
-
-    def _write_pod_record(self) -> None:
-        self.record.set_pods(
-            {
-                k: {
-                    "netns": st.netns,
-                    "ip": st.ip,
-                    "node": st.node,
-                    "hostname": st.pod.spec.hostname or st.pod.meta.name,
-                    "containers": [x.name for x in st.pod.spec.containers],
-                    "env": dict(st.env_files),
-                    **({"etc": st.etc_dir} if st.host_network and st.etc_dir else {}),
-                }
-                for k, st in self.pods.items()
-                if st.netns
-            }
-        )
 
     # --- queries -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from emu.cluster.explaining import endpoint, service_of
 from emu.cluster.runtime import Cluster
 from emu.dataplane.cni.bridge import BRIDGE
 from emu.dataplane.names import member_ns, pod_host_if, pod_ns
+from emu.dataplane.run import run
 from emu.errors import NotFoundError, Problem, ValidationError
 from emu.model.objects import PodView
 from emu.policy.compile import rule_name
@@ -56,10 +57,34 @@ def trace(c: Cluster, src: str, dst: str, port: int | None, protocol: str | None
     with LiveTrace(list(places), probe) as live:
         sent = live.send(source.netns, timeout)
         seen = live.collect()
-    t = read(k, segments(seen, places, source.netns), sent)
+    walks = segments(seen, places, source.netns)
+    tracked = _conntrack([w.place for w in walks if w.place.kind == "node"], probe)
+    t = read(k, walks, sent)
     model = compare(models, t, src_ep, source.kind, source.node, target.ip, target.port, target.proto)
     to = target.ip if target.proto == "icmp" else f"{target.ip}:{target.port}"
-    return {"from": source.ref, "to": f"{to}/{target.proto}", **t.to_json(), "model": model, "seconds": round(time.monotonic() - t0, 3)}
+    return {
+        "from": source.ref,
+        "to": f"{to}/{target.proto}",
+        **t.to_json(),
+        "conntrack": tracked,
+        "model": model,
+        "seconds": round(time.monotonic() - t0, 3),
+    }
+
+
+def _conntrack(nodes: list[Place], probe: Probe) -> list[dict[str, str]]:
+    """The connection-tracking entries the probe left on the nodes it crossed (NAT shows
+    in the reply direction). A node that masqueraded with a random port hides the next
+    node's entry from this lookup by the original port: that one is left out."""
+    if probe.proto == "icmp":
+        match = ["-p", "icmp", "--icmp-id", str(probe.sport)]
+    else:
+        match = ["-p", probe.proto, "--orig-port-src", str(probe.sport)]
+    out = []
+    for place in dict.fromkeys(nodes):
+        cp = run(["conntrack", "-L", *match], netns_name=place.netns, check=False, timeout=5)
+        out += [{"namespace": place.ref, "entry": " ".join(line.split())} for line in cp.stdout.splitlines() if line.strip()]
+    return out
 
 
 def _place(c: Cluster, ref: str, pods: dict[str, PodView]) -> Place:

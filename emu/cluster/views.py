@@ -11,7 +11,7 @@ from emu.cluster.runtime import Cluster
 from emu.config import registry
 from emu.config.loader import WORKLOAD_KINDS
 from emu.controllers import scheduler
-from emu.controllers.service_alloc import port_key
+from emu.controllers.service_ranges import port_key
 from emu.model.objects import Container, Namespace, Unstructured, Workload
 from emu.model.policy import NetworkPolicy, Peer, PolicyRule
 from emu.model.selectors import LabelSelector

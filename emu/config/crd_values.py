@@ -21,7 +21,7 @@ import json
 import re
 from typing import Any
 
-from emu.config import openapi
+from emu.config import openapi_messages
 
 Finding = tuple[str, str, bool]
 
@@ -31,8 +31,8 @@ _checks: dict[int, tuple[dict[str, Any], ValueChecks]] = {}  # id(schema) -> (sc
 
 
 def show(value: Any, limit: int = 200) -> str:
-    """A value as a message quotes it (openapi.show, with room for longer values)."""
-    return openapi.show(value, limit)
+    """A value as a message quotes it (openapi_messages.show, with room for longer values)."""
+    return openapi_messages.show(value, limit)
 
 
 def type_ok(type_name: str, value: Any) -> bool:
@@ -61,7 +61,7 @@ def as_json_value(type_name: str, value: Any) -> Any:
 
 
 def type_finding(path: str, value: Any, type_name: str) -> Finding:
-    return path, f"Invalid value: {show(value)}: expected {type_name}, got {openapi.json_type(value)}", True
+    return path, f"Invalid value: {show(value)}: expected {type_name}, got {openapi_messages.json_type(value)}", True
 
 
 def go_regex(pattern: str) -> re.Pattern[str]:

@@ -10,7 +10,8 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from emu.dataplane import netns
-from emu.dataplane.rtnl import Request, RtnlSocket, link_set
+from emu.dataplane.rtnl import Request, link_set
+from emu.dataplane.rtnl_socket import RtnlSocket
 from emu.errors import DataplaneError, KemuError
 
 

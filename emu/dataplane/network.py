@@ -19,7 +19,7 @@ from emu.dataplane import names, netns
 from emu.dataplane.cni.base import CNIPlugin
 from emu.dataplane.handles import NsHandle, mark_here, mark_request
 from emu.dataplane.ownership import Record
-from emu.dataplane.rtnl import RtnlSocket
+from emu.dataplane.rtnl_socket import RtnlSocket
 from emu.errors import DataplaneError
 
 log = logging.getLogger(__name__)

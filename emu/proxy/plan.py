@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from emu.controllers.endpointslices import Snapshot
-from emu.controllers.service_alloc import port_key
+from emu.controllers.service_ranges import port_key
 from emu.model.services import EndpointSlice, Service, ServiceStatus
 
 

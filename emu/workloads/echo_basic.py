@@ -17,6 +17,7 @@ Not served: HTTPS on $HTTPS_PORT (kemu's route model has no backend TLS, and the
 certificate files come from a Secret volume), the /retry/ simulator, websockets on /ws,
 h2c on $H2C_PORT, and the gRPC, TCP and UDP modes ($GRPC_ECHO_SERVER, $TCP_ECHO_SERVER,
 $UDP_ECHO_SERVER), which main refuses.
+The HTTP/1.1 of a Go server around the handler is emu/workloads/go_http.py.
 """
 
 from __future__ import annotations
@@ -27,20 +28,27 @@ import os
 import re
 import signal
 import sys
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from json.encoder import encode_basestring  # C-accelerated
-from urllib.parse import parse_qs, quote, unquote
+from urllib.parse import parse_qs
+
+from emu.workloads.go_http import (
+    _TOKEN,
+    MAX_HEAD,
+    Request,
+    clean_path,
+    http_response,
+    parse_go_duration,
+    parse_head,
+    redirect,
+    request_path,
+    status_line,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_HEAD = 1 << 20  # Go's DefaultMaxHeaderBytes
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS_URI = re.compile(r"/status/([0-9]{3})")
-_DURATION_PART = re.compile(r"([0-9]*)(\.[0-9]*)?([^0-9.]*)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 JSON_HEADERS = (("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff"))
 TEXT_HEADERS = (("Content-Type", "text/plain; charset=utf-8"),)
 
@@ -55,118 +63,6 @@ def context_json(env: Mapping[str, str]) -> str:
         "pod": env.get("POD_NAME", ""),
     }
     return "".join(f',\n "{k}": {encode_basestring(v)}' for k, v in fields.items())
-
-
-_canonical: dict[str, str] = {}
-
-
-def canonical_header_key(name: str) -> str | None:
-    """Go's textproto.CanonicalMIMEHeaderKey: "x-forwarded-for" → "X-Forwarded-For"; None
-    for a name that is not a token (RFC 9110 §5.1)."""
-    key = _canonical.get(name)
-    if key is None:
-        if not _TOKEN.fullmatch(name):
-            return None
-        key = "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
-        if len(_canonical) < 4096:  # the usual few names, not whatever a client invents
-            _canonical[name] = key
-    return key
-
-
-def parse_go_duration(text: str) -> float | None:
-    """Seconds in a Go time.ParseDuration string ("1.5s", "2h45m", "300ms"), or None."""
-    s = text[1:] if text[:1] in ("+", "-") else text
-    if s == "0":
-        return 0.0
-    total, pos = 0.0, 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        assert m is not None  # every group may be empty
-        whole, frac, unit = m.group(1), m.group(2) or "", m.group(3)
-        if (not whole and len(frac) <= 1) or unit not in _UNITS:
-            return None
-        total += float((whole or "0") + frac) * _UNITS[unit]
-        pos = m.end()
-    return (-total if text.startswith("-") else total) if s else None
-
-
-def clean_path(path: str) -> str:
-    """Go's ServeMux cleanPath: "." and ".." resolved, "//" collapsed, a trailing "/" kept."""
-    out: list[str] = []
-    for seg in path.split("/"):
-        if seg == "..":
-            if out:
-                out.pop()
-        elif seg not in ("", "."):
-            out.append(seg)
-    clean = "/" + "/".join(out)
-    return clean + "/" if path.endswith("/") and clean != "/" else clean
-
-
-@dataclass
-class Request:
-    method: str
-    uri: str  # as sent: Go's RequestURI
-    proto: str
-    host: str
-    headers: dict[str, list[str]]  # canonical name → values, as Go's r.Header
-    keep_alive: bool
-    body: int | None = 0  # its length, or None when chunked
-    expect_continue: bool = False
-
-
-def parse_head(head: str) -> Request | int:
-    """A request line and header lines (no blank line), or the status to close with."""
-    lines = head.split("\r\n")
-    method, _, rest = lines[0].partition(" ")
-    uri, _, proto = rest.partition(" ")
-    if proto not in ("HTTP/1.1", "HTTP/1.0"):
-        return 505 if re.fullmatch(r"HTTP/[0-9]\.[0-9]", proto) else 400
-    if not _TOKEN.fullmatch(method) or not (uri.startswith("/") or uri == "*" or "://" in uri):
-        return 400
-    headers: dict[str, list[str]] = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        key = canonical_header_key(name)
-        if not colon or key is None:
-            return 400  # also obsolete line folding (RFC 9112 §5.2 allows rejecting it)
-        if key in headers:
-            headers[key].append(value.strip(" \t"))
-        else:
-            headers[key] = [value.strip(" \t")]
-    hosts = headers.pop("Host", [])  # Go moves it to r.Host
-    if len(hosts) > 1 or (proto == "HTTP/1.1" and not hosts):
-        return 400  # RFC 9112 §3.2: exactly one Host
-    host = uri.split("://", 1)[1].split("/", 1)[0] if "://" in uri else (hosts[0] if hosts else "")
-    keep_alive = proto == "HTTP/1.1"
-    if "Connection" in headers:
-        connection = {t.strip().lower() for v in headers["Connection"] for t in v.split(",")}
-        keep_alive = "close" not in connection and (keep_alive or "keep-alive" in connection)
-    body: int | None = 0
-    if "Transfer-Encoding" in headers:
-        # Go drops Transfer-Encoding (and a Content-Length beside it) from r.Header.
-        if [t.strip().lower() for v in headers.pop("Transfer-Encoding") for t in v.split(",")] != ["chunked"]:
-            return 501
-        headers.pop("Content-Length", None)
-        body = None
-    elif "Content-Length" in headers:
-        lengths = set(headers["Content-Length"])
-        if len(lengths) != 1 or not re.fullmatch("[0-9]+", next(iter(lengths))):
-            return 400
-        body = int(next(iter(lengths)))
-    headers.pop("Trailer", None)
-    if headers.get("Pragma") == ["no-cache"] and "Cache-Control" not in headers:
-        headers["Cache-Control"] = ["no-cache"]  # Go's fixPragmaCacheControl
-    expect = body != 0 and any(v.lower() == "100-continue" for v in headers.get("Expect", ()))
-    return Request(method, uri, proto, host, headers, keep_alive, body, expect)
-
-
-def request_path(uri: str) -> tuple[str, str]:
-    """(decoded path, raw query) of a request URI, as Go's r.URL has them."""
-    target, _, query = uri.partition("?")
-    if "://" in target:
-        target = "/" + target.split("://", 1)[1].partition("/")[2]
-    return unquote(target), query
 
 
 def echo_json(req: Request, tail: str) -> bytes:
@@ -195,42 +91,6 @@ def echo_set_headers(req: Request) -> list[tuple[str, str]]:
             if _TOKEN.fullmatch(name):  # an empty or malformed name cannot be sent
                 out[name] = f"{out[name]},{val.strip()}" if name in out else val.strip()
     return list(out.items())
-
-
-class _Date:
-    sec = -1
-    text = ""
-
-    @classmethod
-    def now(cls) -> str:
-        sec = int(time.time())
-        if sec != cls.sec:  # formatted once a second
-            cls.sec, cls.text = sec, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(sec))
-        return cls.text
-
-
-def status_line(status: int) -> str:
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else f"status code {status}"  # Go's text
-    return f"HTTP/1.1 {status} {phrase}\r\n"
-
-
-def http_response(status: int, headers: tuple[tuple[str, str], ...], body: bytes, req: Request | None, sized: bool = True) -> bytes:
-    """A response; without `req` (a bad request) it closes the connection."""
-    lines = [status_line(status), *(f"{k}: {v}\r\n" for k, v in headers), f"Date: {_Date.now()}\r\n"]
-    if sized:
-        lines.append(f"Content-Length: {len(body)}\r\n")
-    if req is None or not req.keep_alive:
-        lines.append("Connection: close\r\n")
-    elif req.proto == "HTTP/1.0":
-        lines.append("Connection: keep-alive\r\n")
-    head = ("".join(lines) + "\r\n").encode("utf-8", "replace")
-    return head if req is not None and req.method == "HEAD" else head + body
-
-
-def redirect(req: Request, path: str, query: str) -> bytes:
-    location = quote(path, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
-    body = f'<a href="{location}">Moved Permanently</a>.\n\n'.encode() if req.method in ("GET", "HEAD") else b""
-    return http_response(301, (("Content-Type", "text/html; charset=utf-8"), ("Location", location)), body, req)
 
 
 class EchoProtocol(asyncio.Protocol):

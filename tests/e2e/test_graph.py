@@ -6,8 +6,10 @@ from __future__ import annotations
 import collections
 import re
 import shutil
+import signal
 import struct
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
@@ -15,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from emu.cli import graph_dot, probe_svg
-from tests.e2e.helpers import Running, kemu
+from tests.conftest import REPO
+from tests.e2e.helpers import Running, kemu, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -190,3 +193,38 @@ def test_graph_svg_in_a_browser(quickstart: Running, tmp_path: Path) -> None:
     assert_not_blank(counts, "the graph")
     assert count_near(counts, graph_dot.C_NODE_BG, 2) > 1000, "no node box on the screen"
     assert count_near(counts, graph_dot.C_SVC, 2) > 100, "no Service on the screen"
+
+
+def test_probe_watch_redraws_the_grid_when_a_policy_changes(quickstart: Running, tmp_path: Path) -> None:
+    page = tmp_path / "watch.html"
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "emu.cli.main", "--cluster", quickstart.name, "probe", "--watch", "-o", "html", "-w", str(page)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(DENY_FROM_OTHER_NAMESPACES)
+    try:
+        wait_until(page.exists, 60, "the first picture")
+        before = _connected(page.read_text())
+        assert 'http-equiv="refresh"' in page.read_text()  # an open browser reloads it
+        kemu("--cluster", quickstart.name, "apply", "-f", str(policy))
+        after = wait_until(lambda: (n := _connected(page.read_text())) < before and n, 60, "a picture with the policy applied")
+        assert 0 < after < before
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        try:
+            rc = watcher.wait(10)
+        finally:
+            if watcher.poll() is None:
+                watcher.kill()
+            kemu("--cluster", quickstart.name, "delete", "networkpolicy", "echo-same-namespace", "-n", "web", check=False)
+    assert rc == 0, watcher.stderr.read() if watcher.stderr else ""
+    assert not list(tmp_path.glob(".kemu-probe-*")), "a half-written picture was left"
+
+
+def _connected(html: str) -> int:
+    m = re.search(r"<p>(\d+)/\d+ connected", html)
+    return int(m.group(1)) if m else -1

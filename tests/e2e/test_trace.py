@@ -90,6 +90,9 @@ def test_a_service_connection_in_words(cluster: Cluster) -> None:
         f"Service default/web port http (ClusterIP {cluster.ips['web']}:80) → DNAT to {r['translated_to']} ({r['endpoint']})"
         in dnat[0]["meaning"]
     )
+    ip, port = r["translated_to"].split(":")
+    # The node that translated it tracks the connection with the endpoint as the replier.
+    assert any(e["namespace"] == "node/node-1" and f"src={ip} " in e["entry"] and f"sport={port} " in e["entry"] for e in r["conntrack"])
     last = r["hops"][-1]
     assert r["endpoint"].startswith("default/web-") and (last["namespace"], last["hook"]) == (r["endpoint"], "input")
     if r["translated_to"].startswith("10.244.1."):  # the endpoint on node-2: routed across

@@ -13,7 +13,7 @@ import pytest
 
 from emu.dataplane import netns, rtnl
 from emu.dataplane.handles import mark_request, read_marker
-from emu.dataplane.rtnl import RtnlError, RtnlSocket
+from emu.dataplane.rtnl_socket import RtnlError, RtnlSocket
 from emu.dataplane.run import run
 
 pytestmark = pytest.mark.kernel

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from emu.cli import output
-from emu.cli.describe import describe_deployment, describe_node, describe_other, describe_pod, describe_service, events_for, tabwriter
+from emu.cli.describe import describe_deployment, describe_node, describe_other, describe_pod, describe_service
+from emu.cli.describe_sections import events_for
+from emu.cli.tabwriter import tabwriter
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from emu.cli.output import human_duration, pod_status, render_many, selector_string
+from emu.cli.output import render_many
+from emu.cli.output_columns import pod_status
+from emu.cli.output_format import human_duration, selector_string
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 from emu.controllers.ipam import AddressPlan, NodeAddr
 from emu.dataplane.handles import NsHandle
-from emu.dataplane.rtnl import RtnlSocket
+from emu.dataplane.rtnl_socket import RtnlSocket
 
 
 class CNIPlugin(ABC):

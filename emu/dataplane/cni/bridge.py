@@ -15,7 +15,7 @@ from emu.controllers.ipam import NodeAddr
 from emu.dataplane import rtnl
 from emu.dataplane.cni.base import CNIPlugin
 from emu.dataplane.handles import NsHandle, write_sysctl_here
-from emu.dataplane.rtnl import RtnlSocket
+from emu.dataplane.rtnl_socket import RtnlSocket
 from emu.netfilter import render
 from emu.netfilter.ruleset import Chain
 from emu.netfilter.transaction import TableDef, replace_table, rule
