@@ -130,6 +130,19 @@ def test_probe_agrees_with_oracle(xyzp: Running, tmp_path, case: str) -> None:  
     doc = check(xyzp)
     ok = sum(r["connected"] for r in doc["results"])
     assert 0 < ok < len(doc["results"])  # the case really blocks something, and not everything
+    traces_agree(xyzp, doc)
+
+
+def traces_agree(c: Running, doc: dict) -> None:  # type: ignore[type-arg]
+    """`kemu trace` on a sample of the matrix — per protocol, the first flow that connected
+    and the first that did not —: the kernel's path ends as the probe saw it, a denial in
+    kemu-policy, and the trace agrees with the oracle."""
+    sample = {(r["protocol"], r["connected"]): r for r in reversed(doc["results"])}
+    for (proto, ok), r in sorted(sample.items()):
+        t = json.loads(kemu("--cluster", c.name, "trace", r["from"], f"{r['to']}:{r['port']}/{proto.lower()}", "-o", "json").stdout)
+        want = ("delivered", "") if ok else ("dropped", "policy")
+        assert (t["verdict"], t["decided_by"]) == want, f"{r}: {t['reason']}"
+        assert t["model"]["agrees"] and t["model"]["policy"] == ("allowed" if ok else "denied"), t["model"]
 
 
 def test_explain_and_probe_on_a_known_case(xyzp: Running, tmp_path) -> None:  # type: ignore[no-untyped-def]
