@@ -426,6 +426,11 @@ def cmd_label(args: argparse.Namespace) -> str:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    if [w.lower() for w in args.words] in (["faults"], ["fault"]):  # not a Kubernetes kind: the daemon's fault list
+        from emu.cli.fault_cmd import faults_table
+
+        print(faults_table(pick_cluster(args.cluster), args.no_headers))
+        return 0
     targets = resource_args(args.words, "get")
     named = any(names for _, names in targets)
     if named and args.selector:

@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Any
 
-from emu.cli import capture_cmd, commands, graph_cmd, trace_cmd
+from emu.cli import capture_cmd, commands, fault_cmd, graph_cmd, trace_cmd
 from emu.cli.argv import find_verb, parse_intermixed, split_dashdash
 from emu.dataplane import ownership
 from emu.errors import KemuError, ValidationError
@@ -162,6 +162,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     p = add("trace", "send one packet SRC → DST and show what the kernel did with it, hop by hop")
     trace_cmd.add_arguments(p)
 
+    p = add("fault", "break the network on purpose: link, partition, loss, rate, delay; clear (see `kemu get faults`)")
+    fault_cmd.add_arguments(p)
+
     p = add("capture", "tcpdump in pods, nodes, hosts or the switch, merged: capture TARGET… [FILTER…]")
     capture_cmd.add_arguments(p)
     return ap, verbs
@@ -187,8 +190,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.cmd = verb
     if verb == "exec":
         args.command = after
+    elif verb == "fault":
+        args.after = after  # partition's second group
     elif after is not None:
-        p.error(f"unexpected arguments after --: {' '.join(after)} (only exec takes a command)")
+        p.error(f"unexpected arguments after --: {' '.join(after)} (only exec takes a command, and fault partition a second group)")
     if verb == "label":
         # `kemu label pod a x=1 --overwrite y=2`: labels are the words with = or a trailing -.
         args.labels = [w for w in args.words if "=" in w or w.endswith("-")]
@@ -217,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         format="kemu: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    own = {"capture": capture_cmd.cmd_capture, "graph": graph_cmd.cmd_graph, "trace": trace_cmd.cmd_trace}
+    own = {"capture": capture_cmd.cmd_capture, "graph": graph_cmd.cmd_graph, "trace": trace_cmd.cmd_trace, "fault": fault_cmd.cmd_fault}
     handler = own.get(args.cmd) or getattr(commands, "cmd_" + args.cmd.replace("-", "_"))
     if args.cmd not in NO_ROOT and os.geteuid() != 0:
         print(f"kemu {args.cmd}: needs root (network namespaces); try sudo", file=sys.stderr)

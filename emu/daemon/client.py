@@ -16,6 +16,8 @@ from emu.daemon.protocol import (
     DownResult,
     ExplainArgs,
     ExplainResult,
+    FaultArgs,
+    FaultResult,
     GetArgs,
     GetResult,
     LabelArgs,
@@ -86,6 +88,8 @@ def request(cluster: str, op: Literal["rollout_restart"], timeout: float = ..., 
 def request(cluster: str, op: Literal["logs"], timeout: float = ..., **args: Unpack[LogsArgs]) -> LogsResult: ...
 @overload
 def request(cluster: str, op: Literal["probe"], timeout: float = ..., **args: Unpack[ProbeArgs]) -> ProbeResult: ...
+@overload
+def request(cluster: str, op: Literal["fault"], timeout: float = ..., **args: Unpack[FaultArgs]) -> FaultResult: ...
 @overload
 def request(cluster: str, op: Literal["trace"], timeout: float = ..., **args: Unpack[TraceArgs]) -> TraceResult: ...
 @overload

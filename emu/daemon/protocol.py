@@ -111,6 +111,14 @@ class TraceArgs(TypedDict):
     trace_timeout: NotRequired[float | None]  # seconds the sender waits for an answer
 
 
+class FaultArgs(TypedDict, total=False):
+    action: Required[str]  # add | clear | list
+    kind: str  # add: link | partition | loss | rate | delay
+    words: list[str]  # add: the fault's words (TARGET VALUE…, or partition's first group)
+    others: list[str]  # add, partition: the second group
+    target: str | None  # clear: only this target's faults (None: all)
+
+
 class ProbeArgs(TypedDict, total=False):
     to: str  # pods (default), services, or one Service
     ports: list[int] | None
@@ -189,6 +197,11 @@ class TraceRequest(TypedDict):
     args: TraceArgs
 
 
+class FaultRequest(TypedDict):
+    op: Literal["fault"]
+    args: FaultArgs
+
+
 class ProbeRequest(TypedDict):
     op: Literal["probe"]
     args: ProbeArgs
@@ -218,6 +231,7 @@ Request = (
     | LogsRequest
     | ProbeRequest
     | TraceRequest
+    | FaultRequest
     | ReachabilityRequest
     | DownRequest
 )
@@ -284,6 +298,7 @@ class DownResult(TypedDict):
 GetResult = list[Obj]
 ExplainResult = list[str]  # the explanation's lines
 ProbeResult = list[ProbeRow]
+FaultResult = dict[str, Any]  # add, clear: {"results": [lines]}; list: {"faults": [rows]}
 TraceResult = dict[str, Any]  # emu.trace.translate.Trace.to_json, with from, to, seconds
 # The NetworkPolicy oracle's verdict on one probe row, no traffic sent ("from" is a keyword).
 ReachabilityRow = TypedDict("ReachabilityRow", {"from": str, "to": str, "port": int, "protocol": str, "allowed": bool})
@@ -301,6 +316,7 @@ Response = (
     | LogsResult
     | ProbeResult
     | TraceResult
+    | FaultResult
     | ReachabilityResult
     | DownResult
 )

@@ -20,6 +20,7 @@ from typing import Any
 
 from emu.cluster import views
 from emu.cluster.explaining import expected, explain
+from emu.cluster.faulting import plane_of
 from emu.cluster.probing import KUBE_NAMESPACES, probe_cluster
 from emu.cluster.runtime import Cluster
 from emu.cluster.tracing import trace
@@ -31,6 +32,8 @@ from emu.daemon.protocol import (
     DeleteArgs,
     DeleteFileArgs,
     DeleteResult,
+    FaultArgs,
+    FaultResult,
     GetArgs,
     LogsArgs,
     LogsResult,
@@ -47,6 +50,7 @@ from emu.daemon.protocol import (
     decode_request,
 )
 from emu.errors import KemuError, NotFoundError, Problem, ValidationError
+from emu.faults.spec import parse
 from emu.gateway.model import GATEWAY_KINDS
 from emu.model.selectors import parse_selector
 
@@ -244,6 +248,15 @@ def _reachability(c: Cluster, a: ReachabilityArgs) -> ReachabilityResult:
     return rows
 
 
+def _fault(c: Cluster, a: FaultArgs) -> FaultResult:
+    plane = plane_of(c)
+    if a["action"] == "list":
+        return {"faults": plane.rows()}
+    if a["action"] == "clear":
+        return {"results": plane.clear(a.get("target"))}
+    return {"results": [plane.add(parse(a.get("kind") or "", a.get("words") or [], a.get("others")))]}
+
+
 def handle_request(c: Cluster, req: Request, on_down: Callable[[], None]) -> Response:
     """One request (as decode_request reads it), answered; raises KemuError for the client."""
     if req["op"] == "status":
@@ -286,6 +299,8 @@ def handle_request(c: Cluster, req: Request, on_down: Callable[[], None]) -> Res
         return _logs(c, req["args"])
     if req["op"] == "probe":
         return _probe(c, req["args"])
+    if req["op"] == "fault":
+        return _fault(c, req["args"])
     if req["op"] == "trace":
         ta = req["args"]
         return trace(c, ta["src"], ta["dst"], ta.get("port"), ta.get("protocol"), ta.get("trace_timeout") or 1.0)

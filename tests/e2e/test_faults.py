@@ -1,0 +1,158 @@
+"""`kemu fault`: links down and up, partitions, loss and rate on real links, delay refused
+where the kernel has no netem; `kemu get faults`; `kemu fault clear` leaves the links as
+they were."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import REPO
+from tests.e2e.helpers import Running, kemu, netns_list, start, stop, topology_variant, wait_until
+
+pytestmark = pytest.mark.e2e
+
+NAME = "faults"
+
+
+@pytest.fixture(scope="module")
+def fc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    r = start(topology_variant("trace.yaml", tmp_path_factory.mktemp(NAME), NAME), NAME)
+    try:
+        yield r
+    finally:
+        stop(r)
+
+
+@pytest.fixture(autouse=True)
+def cleared(fc: Running) -> Iterator[None]:
+    yield
+    kemu("--cluster", NAME, "fault", "clear")
+
+
+def ips(fc: Running) -> dict[str, str]:
+    pods = {k: p["status"]["podIP"] for k, p in fc.pods().items()}
+    nodes = json.loads(kemu("--cluster", NAME, "get", "nodes", "-o", "json").stdout)["items"]
+    for n in nodes:
+        pods["node/" + n["metadata"]["name"]] = next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+    return pods
+
+
+def received(src: str, dst: str, count: int = 3, interval: float = 0.2) -> int:
+    """Echo replies `src` (`ns/pod`, `node/N`, `host/H`) gets from `dst` (an IP)."""
+    who = ["-n", *src.split("/")] if not src.startswith(("node/", "host/")) else [src]
+    cp = kemu("--cluster", NAME, "exec", *who, "--", "ping", "-c", str(count), "-i", str(interval), "-W", "1", dst, check=False, timeout=60)
+    m = re.search(r"(\d+) received", cp.stdout)
+    assert m, cp.stdout + cp.stderr
+    return int(m.group(1))
+
+
+def test_a_node_link_down_cuts_it_off_and_up_heals_it(fc: Running) -> None:
+    a = ips(fc)
+    web2 = next(ip for k, ip in a.items() if k.startswith("default/web-") and ip.startswith("10.244.1."))
+    assert received("default/free", web2) == 3
+    assert kemu("--cluster", NAME, "fault", "link", "node/node-2", "down").stdout.strip() == "fault link node/node-2 down on"
+    assert received("default/free", web2) == 0 and received("host/client", a["node/node-2"]) == 0
+    assert received("host/client", a["node/node-1"]) == 3  # the rest of the network is fine
+    assert "LINK   node/node-2   down" in kemu("--cluster", NAME, "get", "faults").stdout
+    kemu("--cluster", NAME, "fault", "link", "node/node-2", "up")
+    assert received("default/free", web2) == 3  # the routes survived the cut
+    assert kemu("--cluster", NAME, "get", "faults").stdout.strip() == "No faults."
+
+
+def test_a_pod_link(fc: Running) -> None:
+    a = ips(fc)
+    web1 = next(ip for k, ip in a.items() if k.startswith("default/web-") and ip.startswith("10.244.0."))
+    kemu("--cluster", NAME, "fault", "link", "default/free", "down")
+    assert received("default/free", web1) == 0 and received("default/client", a["default/free"]) == 0
+    kemu("--cluster", NAME, "fault", "clear", "default/free")
+    assert received("default/free", web1) == 3
+
+
+def test_a_partition_splits_the_node_network(fc: Running) -> None:
+    a = ips(fc)
+    kemu("--cluster", NAME, "fault", "partition", "node/node-1", "--", "node/node-2,host/other")
+    assert received("host/other", a["node/node-1"]) == 0 and received("node/node-2", a["node/node-1"]) == 0
+    assert received("host/client", a["node/node-1"]) == 3 and received("host/other", a["node/node-2"]) == 3
+    out = kemu("--cluster", NAME, "fault", "clear").stdout
+    assert out.strip() == "fault partition node/node-1 -- node/node-2,host/other cleared"
+    assert received("host/other", a["node/node-1"]) == 3
+
+
+def test_loss_drops_about_that_share(fc: Running) -> None:
+    a = ips(fc)
+    web1 = next(ip for k, ip in a.items() if k.startswith("default/web-") and ip.startswith("10.244.0."))
+    kemu("--cluster", NAME, "fault", "loss", "default/free", "50")
+    got = received("default/free", web1, count=100, interval=0.01)
+    # 50% each way: a round trip survives 25% of the time (σ ≈ 4.3 over 100 echoes).
+    assert 5 <= got <= 50, got
+    kemu("--cluster", NAME, "fault", "loss", "default/free", "100")  # replaces the 50
+    assert received("default/free", web1) == 0
+    kemu("--cluster", NAME, "fault", "clear")
+    assert received("default/free", web1) == 3
+
+
+def test_rate_shapes_a_tcp_flow(fc: Running) -> None:
+    a = ips(fc)
+    web = next(k for k in a if k.startswith("default/web-") and a[k].startswith("10.244.1."))
+    server = subprocess.Popen(
+        [*_kemu_argv(), "exec", "-n", "default", web.split("/")[1], "--", "iperf3", "-s", "-1", "-p", "5301"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    try:
+        kemu("--cluster", NAME, "fault", "rate", "node/node-1", "20mbit")
+        wait_until(lambda: _iperf_listening(web), 10, "iperf3 listening")
+        out = kemu(
+            "--cluster", NAME, "exec", "-n", "default", "free", "--", "iperf3", "-c", a[web], "-p", "5301", "-t", "2", "-J", timeout=60
+        ).stdout
+        bps = json.loads(out)["end"]["sum_received"]["bits_per_second"]
+        assert 10e6 < bps < 24e6, bps
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_delay_needs_netem_and_bad_input_is_refused(fc: Running) -> None:
+    cp = kemu("--cluster", NAME, "fault", "delay", "host/client", "10", check=False)
+    if cp.returncode != 0:  # this kernel: no sch_netem
+        assert cp.returncode == 1 and "sch_netem" in cp.stderr
+        assert kemu("--cluster", NAME, "get", "faults").stdout.strip() == "No faults."
+    for words, code, said in (
+        (["loss", "default/free", "500"], 2, "percentage"),
+        (["rate", "default/free", "fast"], 2, "tc's units"),
+        (["link", "default/free", "sideways"], 2, "down or up"),
+        (["partition", "node/node-1"], 2, "two groups"),
+        (["loss", "default/nope", "5"], None, "not found"),
+    ):
+        cp = kemu("--cluster", NAME, "fault", *words, check=False)
+        assert cp.returncode != 0 and said in cp.stderr, cp.stderr
+        if code is not None:
+            assert cp.returncode == code
+
+
+def test_clear_leaves_no_fault_behind(fc: Running) -> None:
+    kemu("--cluster", NAME, "fault", "loss", "host/client", "10")
+    kemu("--cluster", NAME, "fault", "rate", "host/client", "50mbit")
+    kemu("--cluster", NAME, "fault", "partition", "host/client", "--", "host/other")
+    kemu("--cluster", NAME, "fault", "clear")
+    for ns in (n for n in netns_list() if n == f"kemu-{NAME}" or n.startswith(f"kemu-{NAME}.")):
+        tables = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "tables"], capture_output=True, text=True).stdout
+        assert "kemu-fault" not in tables, ns
+        qdiscs = subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "show"], capture_output=True, text=True).stdout
+        assert "tbf" not in qdiscs, ns
+
+
+def _kemu_argv() -> list[str]:
+    return [sys.executable, "-m", "emu.cli.main", "--cluster", NAME]
+
+
+def _iperf_listening(pod: str) -> bool:
+    cp = kemu("--cluster", NAME, "exec", "-n", "default", pod.split("/")[1], "--", "ss", "-ltn", check=False)
+    return ":5301" in cp.stdout
