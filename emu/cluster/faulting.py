@@ -5,8 +5,8 @@ one) with the time it was put on; the kernel changes are emu/faults/kernel.py's.
 live in the cluster's own namespaces, so `kemu down` and `kemu clean` remove them with
 the rest; `fault clear` undoes them one by one.
 
-Not yet: a node whose link is down does not turn NotReady (no node lifecycle controller:
-its endpoints stay ready), and `fault kill` (a container's process dying) is missing.
+A node's link down also starts the node lifecycle (emu/cluster/node_lifecycle.py:
+NotReady, then evictions). Not yet: `fault kill` (a container's process dying).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from emu.cluster.node_lifecycle import NodeLifecycle
 from emu.cluster.runtime import Cluster
 from emu.dataplane.names import member_ns, pod_host_if, pod_ns, switch_ns, switch_port
 from emu.errors import NotFoundError
@@ -36,6 +37,7 @@ class FaultPlane:
         self.c = c
         self.lock = threading.Lock()  # one change at a time; the cluster's lock is not needed
         self.active: dict[str, Active] = {}
+        self.lifecycle = NodeLifecycle(c)
 
     def link_of(self, target: str) -> Link:
         kind, _, name = target.partition("/")
@@ -61,6 +63,7 @@ class FaultPlane:
             link = self.link_of(f.targets[0])
             if f.kind == "link":
                 kernel.set_link(link, f.value == "up")
+                self._node_link(f.targets[0], f.value == "up")
                 if f.value == "up":
                     self.active.pop(f.key, None)
                     return f"fault link {f.targets[0]} cleared (up)"
@@ -91,6 +94,7 @@ class FaultPlane:
                 link = self.link_of(f.targets[0])
                 if f.kind == "link":
                     kernel.set_link(link, True)
+                    self._node_link(f.targets[0], True)
                 elif f.kind == "loss":
                     kernel.set_loss(link, None)
                 else:
@@ -98,6 +102,14 @@ class FaultPlane:
             if any(f.kind == "partition" for f in gone):
                 self._partitions()
             return [f"fault {f} cleared" for f in gone]
+
+    def _node_link(self, target: str, up: bool) -> None:
+        if target.startswith("node/"):
+            name = target.removeprefix("node/")
+            if up:
+                self.lifecycle.back(name)
+            else:
+                self.lifecycle.lost(name)
 
     def rows(self) -> list[dict[str, Any]]:
         with self.lock:

@@ -45,10 +45,13 @@ class PodState:
     etc_dir: str = ""  # its resolv.conf and hosts
     ready_since: float = 0.0
     env_files: dict[str, str] = field(default_factory=dict)  # container → JSON env file (for exec)
+    # Its node is NotReady (cut off): the node lifecycle controller marks its pods not
+    # ready (MarkPodsNotReady), whatever their probes say, until the node is back.
+    node_lost: bool = False
 
     @property
     def is_ready(self) -> bool:
-        return self.phase == "Running" and all(self.ready.values())
+        return self.phase == "Running" and all(self.ready.values()) and not self.node_lost
 
     @property
     def restarts(self) -> int:

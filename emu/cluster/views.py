@@ -12,7 +12,7 @@ from emu.config import registry
 from emu.config.loader import WORKLOAD_KINDS
 from emu.controllers import scheduler
 from emu.controllers.service_ranges import port_key
-from emu.model.objects import Container, Namespace, Unstructured, Workload
+from emu.model.objects import Container, Namespace, Taint, Unstructured, Workload
 from emu.model.policy import NetworkPolicy, Peer, PolicyRule
 from emu.model.selectors import LabelSelector
 from emu.model.services import EndpointSlice, Service, ServiceStatus
@@ -184,11 +184,19 @@ def node_view(c: Cluster, name: str) -> dict[str, Any]:
         },
         "status": {
             "addresses": [{"type": "InternalIP", "address": n.ip}, {"type": "Hostname", "address": n.name}],
-            "conditions": [{"type": "Ready", "status": "True"}, *_plane_conditions(planes)],
+            "conditions": [_ready_condition(taints), *_plane_conditions(planes)],
             # kemu's own: each per-node plane's last sync (kube-proxy's sync metrics).
             "dataplane": planes,
         },
     }
+
+
+def _ready_condition(taints: tuple[Taint, ...]) -> dict[str, Any]:
+    # The node lifecycle controller (emu/cluster/node_lifecycle.py) taints a cut-off node
+    # unreachable and its Ready condition goes Unknown, as when a kubelet stops posting.
+    if any(t.key == "node.kubernetes.io/unreachable" for t in taints):
+        return {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status."}
+    return {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}
 
 
 def _plane_conditions(planes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

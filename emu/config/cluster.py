@@ -8,6 +8,7 @@ from typing import Any
 
 from emu.config.schema import AnyValue, Bool, Int, Labels, List, Obj, Report, Str, cidr, dns_label, dns_subdomain, join, label_key
 from emu.model.objects import ClusterSpec, DNSSpec, ExternalHostDecl, Manifests, NodeDecl, Taint
+from emu.workloads.go_http import parse_go_duration
 
 CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CNIS = ("bridge", "vxlan", "routed")
@@ -44,6 +45,14 @@ TAINT = Obj(
     required=("key", "effect"),
 )
 
+
+def _duration(value: str, path: str, report: Report) -> None:
+    """A Go duration (time.ParseDuration: 40s, 1m30s, 500ms), more than zero."""
+    seconds = parse_go_duration(value)
+    if seconds is None or seconds <= 0:
+        report(path, f"{value!r} is not a duration such as 40s, 5m or 1m30s")
+
+
 CLUSTER = Obj(
     {
         "apiVersion": Str(choices=("kemu/v1alpha1",)),
@@ -65,6 +74,8 @@ CLUSTER = Obj(
                 "resources": List(AnyValue()),
                 "include": List(Str()),
                 "loadBalancer": Obj({"addresses": List(Str(extra=_pool_entry), min_items=1)}),
+                "nodeMonitorGracePeriod": Str(extra=_duration),
+                "podEvictionTimeout": Str(extra=_duration),
                 "dns": Obj(
                     {
                         "enabled": Bool(),
@@ -103,6 +114,8 @@ def build_cluster_spec(raw: dict[str, Any]) -> ClusterSpec:
         ),
         external_hosts=tuple(ExternalHostDecl(h["name"]) for h in spec.get("externalHosts") or ()),
         lb_pool=tuple((spec.get("loadBalancer") or {}).get("addresses") or ()),
+        node_monitor_grace_s=parse_go_duration(spec.get("nodeMonitorGracePeriod", "")) or defaults.node_monitor_grace_s,
+        pod_eviction_timeout_s=parse_go_duration(spec.get("podEvictionTimeout", "")) or defaults.pod_eviction_timeout_s,
         dns=DNSSpec(
             bool(dns.get("enabled", True)),
             str(dns.get("clusterDomain") or "cluster.local").rstrip("."),

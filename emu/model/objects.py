@@ -293,6 +293,11 @@ class ClusterSpec:
     external_hosts: tuple[ExternalHostDecl, ...] = ()
     lb_pool: tuple[str, ...] = ()  # CIDRs or "a-b" ranges; () = the default pool
     dns: DNSSpec = field(default_factory=lambda: DNSSpec())
+    # A node cut off (its link down) turns NotReady after this long, and its pods are
+    # evicted after that (kube-controller-manager's --node-monitor-grace-period, 40 s, and
+    # the default tolerationSeconds for node.kubernetes.io/unreachable, 300 s).
+    node_monitor_grace_s: float = 40.0
+    pod_eviction_timeout_s: float = 300.0
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,10 @@ NAME = "faults"
 
 @pytest.fixture(scope="module")
 def fc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    r = start(topology_variant("trace.yaml", tmp_path_factory.mktemp(NAME), NAME), NAME)
+    # Short node-lifecycle periods (kube's are 40 s and 300 s), longer than the other
+    # tests keep a link down.
+    path = topology_variant("trace.yaml", tmp_path_factory.mktemp(NAME), NAME, nodeMonitorGracePeriod="3s", podEvictionTimeout="12s")
+    r = start(path, NAME)
     try:
         yield r
     finally:
@@ -147,6 +150,32 @@ def test_clear_leaves_no_fault_behind(fc: Running) -> None:
         assert "kemu-fault" not in tables, ns
         qdiscs = subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "show"], capture_output=True, text=True).stdout
         assert "tbf" not in qdiscs, ns
+
+
+def test_a_cut_off_node_turns_not_ready_then_its_pods_move(fc: Running) -> None:
+    # Last in the module: its evictions leave node-2 without the test pods.
+    def node_ready() -> dict[str, str]:
+        nodes = json.loads(kemu("--cluster", NAME, "get", "nodes", "-o", "json").stdout)["items"]
+        return {n["metadata"]["name"]: next(c["status"] for c in n["status"]["conditions"] if c["type"] == "Ready") for n in nodes}
+
+    def web_endpoints() -> list[tuple[str, bool]]:
+        doc = json.loads(kemu("--cluster", NAME, "get", "endpointslices", "-o", "json").stdout)["items"]
+        eps = [e for s in doc if s["metadata"]["labels"].get("kubernetes.io/service-name") == "web" for e in s["endpoints"]]
+        return [(e["nodeName"], e["conditions"]["ready"]) for e in eps]
+
+    assert ("node-2", True) in web_endpoints()
+    kemu("--cluster", NAME, "fault", "link", "node/node-2", "down")
+    wait_until(lambda: node_ready()["node-2"] == "Unknown", 20, "node-2 NotReady")
+    assert "NotReady" in kemu("--cluster", NAME, "get", "nodes").stdout
+    assert ("node-2", True) not in web_endpoints()  # its pods are not ready: no traffic goes there
+    wait_until(lambda: sorted(web_endpoints()) == [("node-1", True), ("node-1", True)], 60, "web's pods evicted and recreated on node-1")
+    assert "default/solo" not in fc.pods()  # a bare pod is evicted and nothing brings it back
+    reasons = kemu("--cluster", NAME, "get", "events", "-o", "json").stdout
+    assert "NodeNotReady" in reasons and "TaintManagerEviction" in reasons
+    kemu("--cluster", NAME, "fault", "link", "node/node-2", "up")
+    wait_until(lambda: node_ready()["node-2"] == "True", 20, "node-2 Ready again")
+    taints = json.loads(kemu("--cluster", NAME, "get", "node", "node-2", "-o", "json").stdout)["spec"].get("taints") or []
+    assert not [t for t in taints if t["key"] == "node.kubernetes.io/unreachable"]
 
 
 def _kemu_argv() -> list[str]:

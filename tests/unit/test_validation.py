@@ -113,3 +113,16 @@ def test_a_padded_load_balancer_source_range_is_still_validated(tmp_path) -> Non
         load_cluster_file(str(top))
     (p,) = exc.value.problems
     assert p.path.endswith("spec.loadBalancerSourceRanges[0]") and "'10.0.0.0/33' is not a valid CIDR" in str(exc.value)
+
+
+def test_node_lifecycle_periods_take_go_durations(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    top = tmp_path / "t.yaml"
+    top.write_text(
+        "apiVersion: kemu/v1alpha1\nkind: Cluster\nmetadata: {name: t}\n"
+        "spec:\n  nodeMonitorGracePeriod: 1m30s\n  podEvictionTimeout: 500ms\n  nodes: [{name: n1}]\n"
+    )
+    spec = load_cluster_file(str(top)).spec
+    assert (spec.node_monitor_grace_s, spec.pod_eviction_timeout_s) == (90.0, 0.5)
+    top.write_text("apiVersion: kemu/v1alpha1\nkind: Cluster\nmetadata: {name: t}\nspec:\n  nodes: [{name: n1}]\n")
+    spec = load_cluster_file(str(top)).spec
+    assert (spec.node_monitor_grace_s, spec.pod_eviction_timeout_s) == (40.0, 300.0)  # kube's defaults
