@@ -112,11 +112,12 @@ class TraceArgs(TypedDict):
 
 
 class FaultArgs(TypedDict, total=False):
-    action: Required[str]  # add | clear | list
+    action: Required[str]  # add | clear | list | kill
     kind: str  # add: link | partition | loss | rate | delay
     words: list[str]  # add: the fault's words (TARGET VALUE…, or partition's first group)
     others: list[str]  # add, partition: the second group
-    target: str | None  # clear: only this target's faults (None: all)
+    target: str | None  # clear: only this target's faults (None: all); kill: the pod
+    container: str | None  # kill: the container (None: the pod's only one)
 
 
 class ProbeArgs(TypedDict, total=False):

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from emu.cluster import views
+from emu.cluster.container_kill import kill_container
 from emu.cluster.explaining import expected, explain
 from emu.cluster.faulting import plane_of
 from emu.cluster.probing import KUBE_NAMESPACES, probe_cluster
@@ -254,6 +255,8 @@ def _fault(c: Cluster, a: FaultArgs) -> FaultResult:
         return {"faults": plane.rows()}
     if a["action"] == "clear":
         return {"results": plane.clear(a.get("target"))}
+    if a["action"] == "kill":
+        return {"results": [kill_container(c.kubelet, a.get("target") or "", a.get("container"))]}
     return {"results": [plane.add(parse(a.get("kind") or "", a.get("words") or [], a.get("others")))]}
 
 

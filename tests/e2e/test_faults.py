@@ -152,6 +152,38 @@ def test_clear_leaves_no_fault_behind(fc: Running) -> None:
         assert "tbf" not in qdiscs, ns
 
 
+SLEEPER = """
+apiVersion: v1
+kind: Pod
+metadata: {name: sleeper, labels: {app: sleeper}}
+spec:
+  nodeName: node-1
+  containers: [{name: s, command: [sleep, "3600"]}]
+"""
+
+
+def test_kill_a_container_and_the_kubelet_restarts_it(fc: Running, tmp_path: pytest.TempPathFactory) -> None:
+    def restarts(pod: str) -> int:
+        doc = json.loads(kemu("--cluster", NAME, "get", "pod", pod, "-o", "json").stdout)
+        return int(doc["status"]["containerStatuses"][0]["restartCount"])
+
+    kemu("--cluster", NAME, "apply", "-f", "-", input=SLEEPER)
+    try:
+        wait_until(lambda: fc.pods().get("default/sleeper", {}).get("status", {}).get("phase") == "Running", 30, "sleeper running")
+        out = kemu("--cluster", NAME, "fault", "kill", "default/sleeper").stdout
+        assert out.startswith("container s of pod default/sleeper killed (pid ")
+        wait_until(lambda: restarts("sleeper") == 1, 20, "the killed process restarted")  # restartPolicy Always, no back-off the first time
+        web = next(k for k in fc.pods() if k.startswith("default/web-"))
+        before = restarts(web.split("/")[1])
+        kemu("--cluster", NAME, "fault", "kill", web, "-c", "netexec")  # a stand-in container
+        wait_until(lambda: restarts(web.split("/")[1]) == before + 1, 20, "the stand-in container restarted")
+        assert "Killed" in kemu("--cluster", NAME, "get", "events", "-o", "json").stdout
+        bad = kemu("--cluster", NAME, "fault", "kill", web, "-c", "nope", check=False)
+        assert bad.returncode == 2 and "pick one with -c" in bad.stderr
+    finally:
+        kemu("--cluster", NAME, "delete", "pod", "sleeper", "--grace-period", "0", check=False)
+
+
 def test_a_cut_off_node_turns_not_ready_then_its_pods_move(fc: Running) -> None:
     # Last in the module: its evictions leave node-2 without the test pods.
     def node_ready() -> dict[str, str]:
