@@ -19,6 +19,7 @@ from mininet.cli import CLI
 from mininet.log import setLogLevel
 
 from emu.cli.output import render
+from emu.cli.shell_mininet import MininetCommands
 from emu.cluster import views
 from emu.cluster.probing import probe_cluster
 from emu.cluster.runtime import Cluster
@@ -74,15 +75,22 @@ def substitute(words: str, targets: Mapping[str, Target]) -> str:
     return NAME_TOKEN.sub(repl, words)
 
 
-class KemuCLI(CLI):  # type: ignore[misc]  # mininet is untyped: CLI is Any to mypy
+class KemuCLI(MininetCommands, CLI):  # type: ignore[misc]  # mininet is untyped: CLI is Any to mypy
     prompt = "kemu> "
     helpStr = (
         "You may also send a command to a pod, node or external host:\n"
         "  <target> <command>     e.g.  x/a curl -s y/b:80/hostname\n"
         "Pod (ns/name), node and host names in the command are replaced by their IPs.\n"
         "  get KIND [-n NS|-A]    pods, nodes, hosts, namespaces, deployments\n"
-        "  probe [tcp|udp]        the reachability matrix between pods\n"
+        "  probe [tcp|udp]        the reachability matrix between pods (pingall: the same)\n"
+        "  iperf A B              TCP throughput from A to B\n"
+        "  link A down|up         a pod's, node's or host's link (as `kemu fault link`)\n"
+        "  net, dump, intfs, links, nodes, sh CMD, py EXPR, exit\n"
     )
+
+    def get_names(self) -> list[str]:
+        # `help` lists what works here: not Mininet's OpenFlow, X11 or host-pair commands.
+        return [n for n in super().get_names() if n.removeprefix("do_") not in (*UNAVAILABLE, "EOF")]
 
     def __init__(self, cluster: Cluster, stdin: Any = sys.stdin, script: str | None = None) -> None:
         self.cluster = cluster
@@ -99,7 +107,7 @@ class KemuCLI(CLI):  # type: ignore[misc]  # mininet is untyped: CLI is Any to m
 
     def default(self, line: str) -> None:
         first, args, _ = self.parseline(line)
-        if first not in self.mn:
+        if first is None or first not in self.mn:
             print(f"*** Unknown command or target: {first} (try `help`, `nodes`, `get pods -A`)")
             return
         if not args:
@@ -167,16 +175,11 @@ class KemuCLI(CLI):  # type: ignore[misc]  # mininet is untyped: CLI is Any to m
         return True
 
 
-# Mininet commands that need OpenFlow switches, links or X11 make no sense here.
-for _cmd in (
+# Mininet commands that need OpenFlow switches or X11 make no sense here: they say so.
+UNAVAILABLE = (
     "dpctl",
     "switch",
-    "link",
-    "links",
     "ports",
-    "intfs",
-    "dump",
-    "iperf",
     "iperfudp",
     "xterm",
     "x",
@@ -185,5 +188,7 @@ for _cmd in (
     "pingpair",
     "pingallfull",
     "pingpairfull",
-):
-    setattr(KemuCLI, f"do_{_cmd}", lambda self, line, _c=_cmd: print(f"*** {_c}: not available in kemu (no OpenFlow, links or X11)"))
+    "noecho",
+)
+for _cmd in UNAVAILABLE:
+    setattr(KemuCLI, f"do_{_cmd}", lambda self, line, _c=_cmd: print(f"*** {_c}: not available in kemu (no OpenFlow or X11)"))

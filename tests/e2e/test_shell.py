@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
-from tests.e2e.helpers import TOPOLOGIES, kemu, leftovers
+from tests.e2e.helpers import TOPOLOGIES, kemu, leftovers, topology_variant
 
 pytestmark = pytest.mark.e2e
 
@@ -46,3 +47,39 @@ def test_shell_script(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert "*** exit status 1" in out
     assert "*** Unknown command or target: nosuchthing" in out
     assert not leftovers("xyz")
+
+
+def test_mininet_commands_mean_something(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    script = tmp_path / "script.txt"
+    script.write_text(
+        "\n".join(
+            [
+                "help",
+                "iperf node-1 node-2",
+                "links",
+                "intfs",
+                "dump",
+                "link default/free down",
+                "default/free ping -c1 -W1 node-1",
+                "link default/free up",
+                "default/free ping -c1 -W1 node-1",
+                "sh echo hello-from-sh",
+                "xterm node-1",
+            ]
+        )
+        + "\n"
+    )
+    top = topology_variant("trace.yaml", tmp_path, "shellmn")
+    out = kemu("up", top, "--script", str(script), timeout=300).stdout
+    helped = out.split("*** Iperf")[0]  # `help` lists what works, not Mininet's OpenFlow or X11 commands
+    assert "iperf" in helped and "links" in helped and "xterm" not in helped and "dpctl" not in helped
+    assert "*** Iperf: testing TCP bandwidth between node-1 and node-2" in out
+    assert re.search(r"\*\*\* Results: \['[\d.]+ [GMK]bits/sec', '[\d.]+ [GMK]bits/sec'\]", out), out
+    assert re.search(r"default/free:eth0<->node-1:veth\w+ \(OK OK\)", out) and "node-1:eth0<->switch:node-1 (OK OK)" in out
+    assert re.search(r"^node-1: lo,.*eth0", out, re.M) and re.search(r"^default/free: lo,eth0", out, re.M)
+    assert re.search(r"<Pod default/free: eth0:10\.244\.0\.\d+ netns=kemu-shellmn\.default\.free>", out)
+    assert "fault link default/free down on" in out and "*** exit status 1" in out
+    assert "fault link default/free cleared (up)" in out and "1 received" in out
+    assert "hello-from-sh" in out
+    assert "*** xterm: not available in kemu" in out
+    assert not leftovers("shellmn")
