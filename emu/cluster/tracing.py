@@ -97,7 +97,7 @@ def _place(c: Cluster, ref: str, pods: dict[str, PodView]) -> Place:
     pod = pods.get(ref)
     if pod is None:
         raise NotFoundError(f"pod {ref} not found (or not running)")
-    return Place(pod_ns(c.name, pod.namespace, pod.name), pod.key, "pod", pod.node)
+    return _pod_place(c, pod)
 
 
 def _target(c: Cluster, ref: str, port: int | None, protocol: str | None, pods: dict[str, PodView]) -> Target:
@@ -162,7 +162,7 @@ def _endpoints(c: Cluster, ip: str, port: int, pods: dict[str, PodView]) -> tupl
     by_ip = {p.ip: p for p in pods.values()}
     if ip in by_ip:
         p = by_ip[ip]
-        return (Place(pod_ns(c.name, p.namespace, p.name), p.key, "pod", p.node),)
+        return (_pod_place(c, p),)
     for h in c.plan.hosts:
         if h.ip == ip:
             return (Place(member_ns(c.name, h.name), f"host/{h.name}", "host"),)
@@ -172,7 +172,14 @@ def _endpoints(c: Cluster, ip: str, port: int, pods: dict[str, PodView]) -> tupl
             if ip in (sp.cluster_ip, *sp.lb_ips, *sp.external_ips) or (sp.node_port == port and ip in plan.node_ips):
                 ips.update(dict.fromkeys(b.ip for b in (*sp.cluster_endpoints, *sp.external_endpoints)))
     out = [by_ip[i] for i in ips if i in by_ip][:MAX_ENDPOINTS]
-    return tuple(Place(pod_ns(c.name, p.namespace, p.name), p.key, "pod", p.node) for p in out)
+    return tuple(_pod_place(c, p) for p in out)
+
+
+def _pod_place(c: Cluster, p: PodView) -> Place:
+    # A hostNetwork pod has no namespace of its own: its packets are its node's.
+    if p.spec is not None and p.spec.host_network:
+        return Place(member_ns(c.name, p.node), p.key, "pod", p.node)
+    return Place(pod_ns(c.name, p.namespace, p.name), p.key, "pod", p.node)
 
 
 def _knowledge(c: Cluster, src: Place, pods: dict[str, PodView]) -> Knowledge:
