@@ -23,7 +23,8 @@ from emu.model.objects import PodView
 from emu.policy.compile import rule_name
 from emu.trace.agreement import Models, compare
 from emu.trace.live import LiveTrace, Probe
-from emu.trace.translate import Knowledge, Place, PolicyRule, read, segments
+from emu.trace.translate import Knowledge, PolicyRule, read
+from emu.trace.walks import Place, segments
 
 MAX_ENDPOINTS = 32  # destination namespaces watched for a Service (each runs a monitor)
 PROBE_PORTS = (20000, 29999)  # below Linux's ephemeral range (32768-60999): no client holds them

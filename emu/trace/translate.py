@@ -2,11 +2,8 @@
 and how it ended, from the kernel's own trace (emu/trace/nftrace.py) joined with what the
 cluster knows — each node's proxy plan, the pods, the NetworkPolicies' rule sets.
 
-The kernel reports one walk per namespace and packet (a trace id); their order along the
-path comes from the packet itself: every router on the way decrements the TTL (RFC 791),
-so a later walk starts with a lower TTL, and a namespace's own output comes before the
-next one's input. What changed between two sightings of the packet is the evidence for
-NAT: a new destination after a nat chain is the Service's DNAT (the same for both proxy
+The walks come in path order (emu/trace/walks.py). What changed between two sightings of
+the packet is the evidence for NAT: a new destination after a nat chain is the Service's DNAT (the same for both proxy
 backends, whose rules the trace spells differently), a new source after postrouting a
 masquerade.
 """
@@ -19,33 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emu.proxy.plan import ProxyPlan, ServicePortPlan
-from emu.trace.nftrace import Step, TraceLine, steps
+from emu.trace.nftrace import Step, TraceLine
+from emu.trace.walks import PROXY_TABLE, TRACE_TABLE, Place, Segment, dport, hook_of, proto, to
 
-TRACE_TABLE = "kemu-trace"
-PROXY_TABLE = "kemu-proxy"
 POLICY_TABLE = "kemu-policy"
 CNI_TABLE = "kemu-cni"
 _COUNTER = re.compile(r"\s*counter packets \d+ bytes \d+")
-HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
-# The hooks of kemu's base chains that a reader can't guess from their names.
-KNOWN_HOOKS = {
-    (TRACE_TABLE, "pre"): "prerouting",
-    (TRACE_TABLE, "out"): "output",
-    (TRACE_TABLE, "input-last"): "input",
-    (TRACE_TABLE, "forward-last"): "forward",
-    (TRACE_TABLE, "postrouting-last"): "postrouting",
-    (PROXY_TABLE, "filter-output-post-dnat"): "output",
-}
-
-
-@dataclass(frozen=True)
-class Place:
-    """A namespace the packet may cross, as the CLI names it."""
-
-    netns: str
-    ref: str  # "x/a", "node/n1", "host/h"
-    kind: str  # pod | node | host
-    node: str = ""  # a pod's node; a node's own name
 
 
 @dataclass(frozen=True)
@@ -108,87 +84,9 @@ class Trace:
         }
 
 
-@dataclass(frozen=True)
-class Segment:
-    """One packet's walk through one namespace."""
-
-    place: Place
-    steps: tuple[Step, ...]
-
-    @property
-    def ttl(self) -> int:
-        first = self.steps[0].packet.get("ip ttl", "0") if self.steps else "0"
-        return int(first) if first.isdigit() else 0
-
-    @property
-    def starts_in_output(self) -> bool:
-        return bool(self.steps) and hook_of(self.steps[0].table, self.steps[0].chain) == "output"
-
-
 def clean(rule: str) -> str:
     """A rule as a reader wants it: without the counters iptables-nft adds to each."""
     return _COUNTER.sub("", rule).strip()
-
-
-def hook_of(table: str, chain: str) -> str:
-    if (table, chain) in KNOWN_HOOKS:
-        return KNOWN_HOOKS[(table, chain)]
-    low = chain.lower()
-    for h in HOOKS:  # kemu-proxy's nat-prerouting, iptables' PREROUTING, kemu-policy's forward
-        if low == h or low.endswith("-" + h):
-            return h
-    return ""
-
-
-def segments(seen: Mapping[str, list[TraceLine]], places: Mapping[str, Place], src: str) -> list[Segment]:
-    """The probe's walks through every namespace, in the order the packet made them.
-    `seen` is in path order as far as kemu knows it (source, nodes, destinations): it
-    breaks ties between walks that no router separated (a bridged hop keeps the TTL)."""
-    walks: list[tuple[int, Segment]] = []
-    for i, (ns, lines) in enumerate(seen.items()):
-        walks += [(i, Segment(places[ns], tuple(steps(walk)))) for walk in _walks(lines)]
-    # Only the probe itself: a TCP probe's socket may send more with the same source port
-    # (a retransmitted SYN, the closing RST), each with its own IP id; NAT keeps the id.
-    first = next((s for i, s in walks if s.place.netns == src and s.starts_in_output), None)
-    ident = first.steps[0].packet.get("ip id") if first is not None and first.steps else None
-    out = [(i, s) for i, s in walks if s.steps and (ident is None or s.steps[0].packet.get("ip id") == ident)]
-    out.sort(key=lambda x: (-x[1].ttl, not x[1].starts_in_output, x[0]))
-    return _chained([s for _, s in out])
-
-
-def _sighting(p: Mapping[str, str]) -> tuple[str | None, ...]:
-    return (p.get("ip saddr"), p.get("ip daddr"), p.get("ip ttl"), str(_dport(p)))
-
-
-def _chained(walks: list[Segment]) -> list[Segment]:
-    """Each walk followed by the one that begins with the packet it ended with (a bridge
-    keeps the TTL, so a pod's packet reaching itself again through its Service ties with
-    the node's walk on TTL alone); where none does, the next by TTL."""
-    out: list[Segment] = []
-    left = list(walks)
-    while left:
-        nxt = left[0]
-        if out:
-            last = _sighting(out[-1].steps[-1].packet)
-            nxt = next((w for w in left if _sighting(w.steps[0].packet) == last), nxt)
-        out.append(nxt)
-        left.remove(nxt)
-    return out
-
-
-def _walks(lines: list[TraceLine]) -> list[list[TraceLine]]:
-    """A namespace's lines, one list per pass of a packet through it. The trace id alone
-    does not tell passes apart: a veth hands the same skb on, so a pod that reaches itself
-    through its Service sees its packet leave and come back under one id. A pass starts
-    where kemu-trace's first chains (pre, out) report a packet."""
-    current: dict[str, list[TraceLine]] = {}
-    out: list[list[TraceLine]] = []
-    for t in lines:
-        if t.id not in current or (t.kind == "packet" and t.table == TRACE_TABLE and t.chain in ("pre", "out")):
-            current[t.id] = []
-            out.append(current[t.id])
-        current[t.id].append(t)
-    return out
 
 
 def service_port(plan: ProxyPlan | None, daddr: str, dport: int, proto: str) -> tuple[ServicePortPlan, str] | None:
@@ -213,20 +111,6 @@ def service_words(sp: ServicePortPlan) -> tuple[str, str]:
     """("ns/name", "port http") from the plan's id "ns/name/tcp/http"."""
     ns, name, _, port = sp.id.split("/", 3)
     return f"{ns}/{name}", f"port {port}"
-
-
-def _dport(p: Mapping[str, str]) -> int:
-    v = p.get("tcp dport") or p.get("udp dport") or "0"
-    return int(v) if v.isdigit() else 0
-
-
-def _proto(p: Mapping[str, str]) -> str:
-    return "tcp" if "tcp dport" in p else "udp" if "udp dport" in p else "icmp"
-
-
-def _to(p: Mapping[str, str]) -> str:
-    d = p.get("ip daddr", "?")
-    return f"{d}:{_dport(p)}" if _proto(p) != "icmp" else d
 
 
 @dataclass
@@ -294,7 +178,7 @@ def _meaning(r: _Reading, seg: Segment, i: int, st: Step, hook: str, after: Mapp
     if st.verdict.startswith("drop"):
         return _drop(r, place, st)
     words: list[str] = []
-    if after is not None and hook in ("prerouting", "output") and (after.get("ip daddr"), _dport(after)) != (p.get("ip daddr"), _dport(p)):
+    if after is not None and hook in ("prerouting", "output") and (after.get("ip daddr"), dport(after)) != (p.get("ip daddr"), dport(p)):
         words.append(_dnat(r, place, p, after))
     if after is not None and hook == "postrouting" and after.get("ip saddr") not in (None, p.get("ip saddr")):
         words.append(_masquerade(r, st, p, after))
@@ -306,9 +190,9 @@ def _meaning(r: _Reading, seg: Segment, i: int, st: Step, hook: str, after: Mapp
 def _own_chain(r: _Reading, seg: Segment, i: int, st: Step, hook: str) -> str:
     p, place = st.packet, seg.place
     if hook == "output":
-        return f"sent {p.get('ip saddr', '?')} → {_to(p)} ({_proto(p)}) out of {r.iface(place, p.get('oif', '?'))}" if i == 0 else ""
+        return f"sent {p.get('ip saddr', '?')} → {to(p)} ({proto(p)}) out of {r.iface(place, p.get('oif', '?'))}" if i == 0 else ""
     if hook == "prerouting":
-        return f"arrives from {r.iface(place, p.get('iif', '?'))}: {p.get('ip saddr', '?')} → {_to(p)}" if i == 0 else ""
+        return f"arrives from {r.iface(place, p.get('iif', '?'))}: {p.get('ip saddr', '?')} → {to(p)}" if i == 0 else ""
     if hook == "forward":
         iif, oif = p.get("iif", "?"), p.get("oif", "?")
         if iif == oif:  # pod to pod on one node: in and out through the bridge, as a router
@@ -323,17 +207,17 @@ def _own_chain(r: _Reading, seg: Segment, i: int, st: Step, hook: str) -> str:
 
 
 def _dnat(r: _Reading, place: Place, before: Mapping[str, str], after: Mapping[str, str]) -> str:
-    target = _to(after)
+    target = to(after)
     pod = r.who(after.get("ip daddr", ""))
     r.dnat_to = target
     r.endpoint = pod if "/" in pod and not pod.startswith(("node/", "host/")) else None
-    found = service_port(r.k.plans.get(place.node), before.get("ip daddr", ""), _dport(before), _proto(before))
+    found = service_port(r.k.plans.get(place.node), before.get("ip daddr", ""), dport(before), proto(before))
     if found is None:
-        return f"DNAT {_to(before)} → {target} ({pod})"
+        return f"DNAT {to(before)} → {target} ({pod})"
     sp, how = found
     r.service, port = service_words(sp)
     r.service_port, r.reached_as = sp, how
-    return f"Service {r.service} {port} ({how} {_to(before)}) → DNAT to {target} ({pod})"
+    return f"Service {r.service} {port} ({how} {to(before)}) → DNAT to {target} ({pod})"
 
 
 def _masquerade(r: _Reading, st: Step, before: Mapping[str, str], after: Mapping[str, str]) -> str:
@@ -358,11 +242,11 @@ def _drop(r: _Reading, place: Place, st: Step) -> str:
     where = f"on {place.ref}"
     if st.table == POLICY_TABLE:
         return _policy_drop(r, place, st)
-    found = service_port(r.k.plans.get(place.node), p.get("ip daddr", ""), _dport(p), _proto(p))
+    found = service_port(r.k.plans.get(place.node), p.get("ip daddr", ""), dport(p), proto(p))
     if found is not None:
         r.service = service_words(found[0])[0]
     if "cluster-ips-check" in chains:
-        reason = f"rejected {where}: ClusterIP {p.get('ip daddr')} serves no {_proto(p)} port {_dport(p)}"
+        reason = f"rejected {where}: ClusterIP {p.get('ip daddr')} serves no {proto(p)} port {dport(p)}"
     elif rejected and found is not None:
         reason = f"rejected {where}: Service {r.service} has no endpoints"
     elif found is not None and found[0].source_ranges and p.get("ip daddr") in found[0].lb_ips:

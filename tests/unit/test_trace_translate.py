@@ -9,7 +9,8 @@ import pytest
 from emu.policy.compile import rule_name
 from emu.proxy.plan import Backend, ProxyPlan, ServicePortPlan
 from emu.trace.nftrace import TraceLine, parse_line
-from emu.trace.translate import Knowledge, Place, PolicyRule, read, segments
+from emu.trace.translate import Knowledge, PolicyRule, read
+from emu.trace.walks import Place, segments
 
 pytestmark = pytest.mark.unit
 
