@@ -37,7 +37,7 @@ def compare(m: Models, t: Trace, src: Endpoint, src_kind: str, src_node: str, ds
     if plan is not None and proto in ("tcp", "udp"):
         pv = proxy_trace(plan, Flow(src.ip, dst_ip, dport, proto, src_kind == "node" and src_node == entry), m.backend)
         out["proxy"] = str(pv)
-        why = _proxy_disagrees(pv, t)
+        why = _proxy_disagrees(pv, t, src.ip)
         if why:
             out["disagreements"].append(why)
     if pv is not None and pv.action in ("reject", "drop"):
@@ -69,7 +69,7 @@ def _destination(m: Models, t: Trace, dst_ip: str) -> Endpoint:
     return Endpoint(t.translated_to.rsplit(":", 1)[0] if t.translated_to else dst_ip)
 
 
-def _proxy_disagrees(pv: Verdict, t: Trace) -> str:
+def _proxy_disagrees(pv: Verdict, t: Trace, src_ip: str) -> str:
     if pv.action == "reject" and not (t.verdict == "rejected" and t.decided_by == "proxy"):
         return f"the proxy tracer says reject, the kernel {t.verdict} it ({t.decided_by or 'nobody decided'})"
     if pv.action == "drop" and not (t.verdict == "dropped" and t.decided_by == "proxy"):
@@ -80,6 +80,12 @@ def _proxy_disagrees(pv: Verdict, t: Trace) -> str:
             return f"the proxy tracer says DNAT to one of {', '.join(sorted(targets))}, the kernel to {t.translated_to or 'nothing'}"
         if t.decided_by == "proxy":
             return f"the proxy tracer says DNAT, the kernel's proxy {t.verdict} it"
+        # The tracer's answer covers every endpoint: "masqueraded" may come from a hairpin
+        # to one that this packet did not go to, so only a sure answer is held against it.
+        hairpin_elsewhere = pv.masquerade and t.translated_to.split(":")[0] != src_ip and any(ip == src_ip for ip, _ in pv.endpoints)
+        if t.verdict == "delivered" and pv.masquerade is not None and pv.masquerade != t.masqueraded and not hairpin_elsewhere:
+            said = "masqueraded" if pv.masquerade else "kept its source"
+            return f"the proxy tracer says the packet is {said}, the kernel {'did' if t.masqueraded else 'did not'} masquerade it"
     if pv.action == "pass" and (t.translated_to or t.decided_by == "proxy"):
         return f"the proxy tracer leaves the flow alone, the kernel {'translated it to ' + t.translated_to if t.translated_to else t.verdict + ' it'}"
     return ""

@@ -66,6 +66,7 @@ class Trace:
     service: str | None
     endpoint: str | None
     translated_to: str | None  # the Service's DNAT target, ip:port
+    masqueraded: bool  # by the service proxy
     hops: tuple[Hop, ...]
     policies: tuple[dict[str, Any], ...]
     sent: str  # what the sender saw
@@ -78,6 +79,7 @@ class Trace:
             "service": self.service,
             "endpoint": self.endpoint,
             "translated_to": self.translated_to,
+            "masqueraded": self.masqueraded,
             "hops": [h.to_json() for h in self.hops],
             "policies": list(self.policies),
             "sent": self.sent,
@@ -126,6 +128,7 @@ class _Reading:
     policies: list[dict[str, Any]] = field(default_factory=list)
     end: tuple[str, str] | None = None  # (verdict, reason) once a hop decided
     by: str = ""  # who decided: proxy | policy | netfilter (another table) | routing
+    proxy_masquerade: bool = False  # the service proxy masqueraded it
     delivered: Place | None = None
     last: str = ""  # where the packet was last seen
 
@@ -154,7 +157,7 @@ def read(k: Knowledge, segs: list[Segment], sent: str) -> Trace:
             break
     verdict, reason = _verdict(r, sent)
     by = r.by if r.end is not None else "" if verdict == "delivered" else "routing"
-    return Trace(verdict, reason, by, r.service, r.endpoint, r.dnat_to or None, tuple(hops), tuple(r.policies), sent)
+    return Trace(verdict, reason, by, r.service, r.endpoint, r.dnat_to or None, r.proxy_masquerade, tuple(hops), tuple(r.policies), sent)
 
 
 def _verdict(r: _Reading, sent: str) -> tuple[str, str]:
@@ -180,8 +183,11 @@ def _meaning(r: _Reading, seg: Segment, i: int, st: Step, hook: str, after: Mapp
     words: list[str] = []
     if after is not None and hook in ("prerouting", "output") and (after.get("ip daddr"), dport(after)) != (p.get("ip daddr"), dport(p)):
         words.append(_dnat(r, place, p, after))
-    if after is not None and hook == "postrouting" and after.get("ip saddr") not in (None, p.get("ip saddr")):
-        words.append(_masquerade(r, st, p, after))
+    masq_rule = any("masquerade" in m.text.lower() for m in st.matched)
+    if hook == "postrouting" and (masq_rule or (after is not None and after.get("ip saddr") not in (None, p.get("ip saddr")))):
+        # The rule that matched says so even where the address stays (a node's own packet
+        # leaving by the interface whose address it already has).
+        words.append(_masquerade(r, st, p, after or p))
     if st.table == POLICY_TABLE:
         words += _policy_accepts(r, st)
     return "; ".join(w for w in words if w)
@@ -222,6 +228,8 @@ def _dnat(r: _Reading, place: Place, before: Mapping[str, str], after: Mapping[s
 
 def _masquerade(r: _Reading, st: Step, before: Mapping[str, str], after: Mapping[str, str]) -> str:
     old, new = before.get("ip saddr", "?"), after.get("ip saddr", "?")
+    if st.table != CNI_TABLE:
+        r.proxy_masquerade = True
     why = "pod traffic leaving the pod network" if st.table == CNI_TABLE else "by the service proxy"
     if st.table != CNI_TABLE and r.service_port is not None:
         if r.dnat_to.split(":")[0] == old:
@@ -230,7 +238,7 @@ def _masquerade(r: _Reading, st: Step, before: Mapping[str, str], after: Mapping
             why = "externalTrafficPolicy: Cluster"
         else:
             why = "a ClusterIP reached from outside the pod network"
-    return f"masqueraded {old} → {new} ({why})"
+    return f"masqueraded {old} → {new} ({why})" if new != old else f"masqueraded as {new}, its own address ({why})"
 
 
 def _drop(r: _Reading, place: Place, st: Step) -> str:
