@@ -152,3 +152,32 @@ def test_up_again_after_a_crash_reclaims_the_name(tmp_path) -> None:  # type: ig
 
 def test_clean_with_nothing_to_do() -> None:
     assert kemu("clean").stdout.strip() in ("nothing to clean",) or "removed" in kemu("clean").stdout
+
+
+def fault_everything(name: str) -> None:
+    pod = next(iter(json.loads(kemu("--cluster", name, "get", "pods", "-o", "json").stdout)["items"]))["metadata"]["name"]
+    for words in (
+        ["loss", f"default/{pod}", "20"],
+        ["rate", "host/ext", "10mbit"],
+        ["partition", "node/n1", "--", "host/ext"],
+        ["link", "node/n2", "down"],
+    ):
+        kemu("--cluster", name, "fault", *words)
+    assert len(kemu("--cluster", name, "get", "faults", "--no-headers").stdout.splitlines()) == 4
+
+
+def test_faults_are_gone_after_down_and_after_kill_9_and_clean(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    before = host_snapshot()
+    kemu("up", topology(tmp_path, "fltdown", 2), "-d")
+    fault_everything("fltdown")
+    kemu("down", "fltdown")
+    assert not leftovers("fltdown")
+
+    kemu("up", topology(tmp_path, "fltk9", 2), "-d")
+    fault_everything("fltk9")
+    daemon = state("fltk9")["daemon"]["pid"]
+    os.kill(daemon, signal.SIGKILL)
+    wait_until(lambda: not alive(daemon), 5, "daemon gone")
+    assert "cluster fltk9: removed" in kemu("clean").stdout
+    assert not leftovers("fltk9")
+    assert host_snapshot() == before  # the faults lived in the cluster's namespaces only
