@@ -85,6 +85,7 @@ class KemuCLI(MininetCommands, CLI):  # type: ignore[misc]  # mininet is untyped
         "  probe [tcp|udp]        the reachability matrix between pods (pingall: the same)\n"
         "  iperf A B              TCP throughput from A to B\n"
         "  link A down|up         a pod's, node's or host's link (as `kemu fault link`)\n"
+        "  fault KIND …           any fault, as `kemu fault` takes it (fault clear to heal)\n"
         "  net, dump, intfs, links, nodes, sh CMD, py EXPR, exit\n"
     )
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from emu.cluster.container_kill import kill_container
 from emu.cluster.faulting import plane_of
 from emu.cluster.runtime import Cluster
 from emu.dataplane.names import pod_host_if, switch_ns, switch_port
@@ -86,6 +87,26 @@ class MininetCommands:
         try:
             f = parse("link", [fault_target(self.cluster, words[0]), words[1]])
             print(plane_of(self.cluster).add(f))
+        except KemuError as e:
+            print(f"*** {e}")
+
+    def do_fault(self, line: str) -> None:
+        """fault KIND … as `kemu fault` takes it: link, partition A -- B, loss, rate, delay, kill POD [-c C], clear [TARGET]"""
+        words = line.split()
+        if not words:
+            print("*** usage: fault link|partition|loss|rate|delay|kill|clear …")
+            return
+        kind, rest = words[0], words[1:]
+        plane = plane_of(self.cluster)
+        try:
+            if kind == "clear":
+                print("\n".join(plane.clear(rest[0] if rest else None)) or "no faults")
+            elif kind == "kill":
+                container = rest[rest.index("-c") + 1] if "-c" in rest[:-1] else None
+                print(kill_container(self.cluster.kubelet, rest[0] if rest else "", container))
+            else:
+                others = rest[rest.index("--") + 1 :] if "--" in rest else None
+                print(plane.add(parse(kind, rest[: rest.index("--")] if others is not None else rest, others)))
         except KemuError as e:
             print(f"*** {e}")
 

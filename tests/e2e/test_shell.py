@@ -64,6 +64,9 @@ def test_mininet_commands_mean_something(tmp_path) -> None:  # type: ignore[no-u
                 "link default/free up",
                 "default/free ping -c1 -W1 node-1",
                 "sh echo hello-from-sh",
+                "fault loss default/free 100",
+                "default/free ping -c1 -W1 node-1",
+                "fault clear",
                 "xterm node-1",
             ]
         )
@@ -81,5 +84,7 @@ def test_mininet_commands_mean_something(tmp_path) -> None:  # type: ignore[no-u
     assert "fault link default/free down on" in out and "*** exit status 1" in out
     assert "fault link default/free cleared (up)" in out and "1 received" in out
     assert "hello-from-sh" in out
+    assert "fault loss default/free 100 on" in out and "fault loss default/free 100 cleared" in out
+    assert out.count("*** exit status 1") == 2  # the ping under the link cut, and under 100% loss
     assert "*** xterm: not available in kemu" in out
     assert not leftovers("shellmn")
