@@ -14,7 +14,7 @@ The marker names the topology (module-, class- or test-level; `name=` renames th
 cluster, `ready_timeout=` as emu.up's). The fixture `kemu_cluster` (module scope) brings
 that cluster up once for the module's tests, yields the emu.api.Cluster and takes it
 down after the module's last test, also when tests fail or the run is interrupted
-(Ctrl-C); faults (`cluster.fault(…)`) are cleared after each test. The tests of one
+(Ctrl-C); every fault on the cluster (`cluster.fault(…)`) is cleared after each test. The tests of one
 module share one cluster, so they name one topology.
 
 `pytest --kemu-cluster NAME` runs the tests against a cluster that is already up
@@ -156,8 +156,9 @@ def kemu_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 
 @pytest.fixture(autouse=True)
 def _kemu_faults_cleared(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each test that used the cluster: its faults are cleared (`kemu fault clear`),
-    so a test's broken link or loss does not leak into the next one."""
+    """After each test that used the cluster: every fault on it is cleared (`kemu fault
+    clear`), so a test's broken link or loss does not leak into the next one — with
+    `--kemu-cluster` too (faults put on before the run go as well)."""
     yield
     if FIXTURE not in request.fixturenames:
         return

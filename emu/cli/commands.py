@@ -724,6 +724,10 @@ def cmd_explain(args: argparse.Namespace) -> str:
 
 
 def cmd_probe(args: argparse.Namespace) -> str | int:
+    if args.watch:
+        from emu.cli import probe_watch
+
+        probe_watch.check(args)  # before FILE's branch: --watch follows a running cluster
     if args.expect and (args.file or args.to != "pods"):
         raise ValidationError([Problem("<command line>", "--expect", "compares a running cluster's pods only (no FILE, --to pods)")])
     if args.file:

@@ -32,7 +32,7 @@ def cmd_fault(args: argparse.Namespace) -> str:
     cluster = pick_cluster(args.cluster)
     if args.kind == "clear":
         if len(args.words) > 1:
-            parse("link", args.words)  # the usage error, in the same words
+            raise ValidationError([Problem("<command line>", "kemu fault clear", "usage: kemu fault clear [TARGET]")])
         done = request(cluster, "fault", action="clear", target=args.words[0] if args.words else None)["results"]
         return "\n".join(done) or "no faults"
     if args.kind == "kill":

@@ -93,7 +93,11 @@ def show(args: argparse.Namespace, rows: list[ProbeRow], title: str) -> None:
     results = [Result(r["from"], r["to"], r["port"], r["protocol"], r["connected"]) for r in rows]
     if sys.stdout.isatty():
         print("\x1b[H\x1b[2J", end="")  # home, clear: redraw in place as watch(1) does
-    print(f"{title} --watch: {summary} (Ctrl-C to stop)\n{table(results)}", flush=True)
+    diffs = probe_svg.disagreements(rows)
+    lines = [probe_svg.difference_line(r) for r in diffs]
+    if any("expected" in r for r in rows):
+        lines.append(f"{len(diffs)} difference(s) from the NetworkPolicy oracle")
+    print(f"{title} --watch: {summary} (Ctrl-C to stop)\n{table(results)}", *lines, sep="\n", flush=True)
 
 
 def write_atomically(path: str, text: str) -> None:

@@ -153,7 +153,12 @@ class MininetCommands:
                     print(f"*** iperf: no iperf3 server came up in {words[1]}")
                     return
                 time.sleep(0.05)
-            cp = in_netns(src.netns, ["iperf3", "-c", dst.ip, "-p", str(IPERF_PORT), "-t", str(IPERF_SECONDS), "-J"], timeout=30)
+            argv = ["iperf3", "-c", dst.ip, "-p", str(IPERF_PORT), "-t", str(IPERF_SECONDS), "--connect-timeout", "3000", "-J"]
+            try:
+                cp = in_netns(src.netns, argv, timeout=IPERF_SECONDS + 15)
+            except subprocess.TimeoutExpired:  # a cut link, a partition: no answer at all
+                print(f"*** iperf: no result from {words[0]} to {words[1]} in {IPERF_SECONDS + 15} s")
+                return
             result: dict[str, Any] = json.loads(cp.stdout or "{}")
             end = result.get("end") or {}
             if "sum_received" not in end:

@@ -45,8 +45,17 @@ def split_dst(word: str) -> tuple[str, int | None, str | None]:
 
 def cmd_trace(args: argparse.Namespace) -> str:
     dst, port, proto = split_dst(args.dst)
+    if not 0 < args.timeout <= 60:
+        raise ValidationError([Problem("<command line>", "--timeout", "seconds in (0, 60]")])
     result = request(
-        pick_cluster(args.cluster), "trace", timeout=60.0, src=args.src, dst=dst, port=port, protocol=proto, trace_timeout=args.timeout
+        pick_cluster(args.cluster),
+        "trace",
+        timeout=60.0 + args.timeout,
+        src=args.src,
+        dst=dst,
+        port=port,
+        protocol=proto,
+        trace_timeout=args.timeout,
     )
     if args.output == "json":
         return json.dumps(result, indent=2)

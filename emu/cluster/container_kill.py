@@ -4,8 +4,8 @@ reacts as to any crash: the restart policy, back-off, readiness and liveness.
 A container that runs a real process gets the signal; the kubelet's monitor sees it exit
 (emu/cluster/kubelet.py). A container served by kemu's stand-in (no process of its own:
 one server answers for every such pod) is treated as having died the same way: restarted
-at once under restartPolicy Always (not ready until its readiness probe passes again),
-terminated with exit code 137 otherwise; its ports keep answering meanwhile, as the
+at once under restartPolicy Always or OnFailure (not ready until its readiness probe
+passes again), terminated with exit code 137 under Never; its ports keep answering meanwhile, as the
 stand-in is shared.
 """
 
@@ -39,7 +39,7 @@ def kill_container(k: Kubelet, pod_key: str, container: str | None) -> str:
             return f"container {name} of pod {pod_key} killed (pid {cs.proc.ref.pid})"
         if cs.state != "running":
             return f"container {name} of pod {pod_key} is not running ({cs.reason or cs.state})"
-        if st.pod.spec.restart_policy == "Always":
+        if st.pod.spec.restart_policy in ("Always", "OnFailure"):  # 137 is a failure
             restart = True
         else:
             restart = False

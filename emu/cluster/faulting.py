@@ -6,11 +6,13 @@ live in the cluster's own namespaces, so `kemu down` and `kemu clean` remove the
 the rest; `fault clear` undoes them one by one.
 
 A node's link down also starts the node lifecycle (emu/cluster/node_lifecycle.py:
-NotReady, then evictions). Not yet: `fault kill` (a container's process dying).
+NotReady, then evictions). `fault kill` is emu/cluster/container_kill.py's (no lasting
+fault: nothing to clear).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
@@ -20,16 +22,19 @@ from typing import Any
 from emu.cluster.node_lifecycle import NodeLifecycle
 from emu.cluster.runtime import Cluster
 from emu.dataplane.names import member_ns, pod_host_if, pod_ns, switch_ns, switch_port
-from emu.errors import NotFoundError
+from emu.errors import KemuError, NotFoundError, Problem, ValidationError
 from emu.faults import kernel
 from emu.faults.kernel import Link
 from emu.faults.spec import Fault, rate_bits
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Active:
     fault: Fault
     since: float  # time.time()
+    link: Link | None = None  # where it was put (a pod may be gone by the time it is cleared)
 
 
 class FaultPlane:
@@ -50,6 +55,10 @@ class FaultPlane:
         pod = next((p for p in c.pod_views() if p.key == target), None)
         if pod is None:
             raise NotFoundError(f"pod {target} not found (or not running)")
+        if pod.spec is not None and pod.spec.host_network:
+            raise ValidationError(
+                [Problem("<command line>", target, f"a hostNetwork pod has no link of its own: it shares node/{pod.node}'s")]
+            )
         return Link(pod_ns(c.name, pod.namespace, pod.name), "eth0", member_ns(c.name, pod.node), pod_host_if(pod.namespace, pod.name))
 
     def add(self, f: Fault) -> str:
@@ -78,30 +87,39 @@ class FaultPlane:
             other = {"rate": "delay", "delay": "rate"}.get(f.kind)
             if other:
                 self.active.pop(f"{other} {f.targets[0]}", None)
-            self.active[f.key] = Active(f, time.time())
+            self.active[f.key] = Active(f, time.time(), link)
             return f"fault {f} on"
 
     def clear(self, target: str | None = None) -> list[str]:
         """Undo every fault (or those involving `target`); what was cleared."""
         with self.lock:
-            gone = [a.fault for a in self.active.values() if target is None or target in (*a.fault.targets, *a.fault.others)]
+            gone = [a for a in self.active.values() if target is None or target in (*a.fault.targets, *a.fault.others)]
             if target is not None and not gone:
                 self.link_of(target)  # a typo is an error, not "nothing to clear"
-            for f in gone:
-                del self.active[f.key]
-                if f.kind == "partition":
-                    continue
-                link = self.link_of(f.targets[0])
-                if f.kind == "link":
-                    kernel.set_link(link, True)
-                    self._node_link(f.targets[0], True)
-                elif f.kind == "loss":
-                    kernel.set_loss(link, None)
-                else:
-                    kernel.set_qdisc(link, None)
-            if any(f.kind == "partition" for f in gone):
-                self._partitions()
-            return [f"fault {f} cleared" for f in gone]
+            try:
+                for a in gone:
+                    del self.active[a.fault.key]
+                    if a.link is not None:
+                        self._undo(a.fault, a.link)
+            finally:
+                if any(a.fault.kind == "partition" for a in gone):
+                    self._partitions()
+            return [f"fault {a.fault} cleared" for a in gone]
+
+    def _undo(self, f: Fault, link: Link) -> None:
+        """Undo one fault on the link it was put on; a link that is gone (its pod deleted,
+        evicted) took the fault with it."""
+        try:
+            if f.kind == "link":
+                kernel.set_link(link, True)
+            elif f.kind == "loss":
+                kernel.set_loss(link, None)
+            else:
+                kernel.set_qdisc(link, None)
+        except KemuError as e:
+            log.info("clearing %s: %s (its link is gone)", f, e)
+        if f.kind == "link":
+            self._node_link(f.targets[0], True)
 
     def _node_link(self, target: str, up: bool) -> None:
         if target.startswith("node/"):

@@ -330,6 +330,8 @@ class Kubelet(PodEnvironment):
             if code is None:
                 continue
             self.record.remove_process(cs.proc.ref.pid)
+            # A process killed by a signal: the container runtime's exit code, 128 + the signal.
+            code = 128 - code if code < 0 else code
             cs.proc, cs.exit_code, cs.state = None, code, "terminated"
             cs.reason = "Completed" if code == 0 else "Error"
             changed = True

@@ -51,12 +51,13 @@ class NodeLifecycle:
             t.daemon = True
             t.start()
 
+    # _lock is held across each step (then the cluster's lock): a link coming back while
+    # the grace period ends cannot leave a node tainted with no timer to untaint it.
     def back(self, node: str) -> None:
         with self._lock:
-            steps = self._timers.pop(node, [])
-        for t in steps:
-            t.cancel()
-        self._set(node, False)
+            for t in self._timers.pop(node, []):
+                t.cancel()
+            self._set(node, False)
 
     def close(self) -> None:
         with self._lock:
@@ -67,9 +68,8 @@ class NodeLifecycle:
 
     def _not_ready(self, node: str) -> None:
         with self._lock:
-            if node not in self._timers:
-                return  # back meanwhile
-        self._set(node, True)
+            if node in self._timers:  # (not back meanwhile)
+                self._set(node, True)
 
     def _set(self, node: str, lost: bool) -> None:
         c = self.c
@@ -96,10 +96,12 @@ class NodeLifecycle:
         log.info("node %s %s", node, "NotReady" if lost else "Ready again")
 
     def _evict(self, node: str) -> None:
-        c = self.c
         with self._lock:
-            if node not in self._timers:
-                return
+            if node in self._timers:
+                self._evict_locked(node)
+
+    def _evict_locked(self, node: str) -> None:
+        c = self.c
         with c.lock:
             if not c._up:
                 return

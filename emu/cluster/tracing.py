@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from emu.trace.live import LiveTrace, Probe
 from emu.trace.translate import Knowledge, PolicyRule, read
 from emu.trace.walks import Place, segments
 
+_one_at_a_time = threading.Lock()
 MAX_ENDPOINTS = 32  # destination namespaces watched for a Service (each runs a monitor)
 PROBE_PORTS = (20000, 29999)  # below Linux's ephemeral range (32768-60999): no client holds them
 # DSCP pool 2 (RFC 2474: xxxx11, experimental or local use): no traffic of a lab carries them.
@@ -55,7 +57,8 @@ def trace(c: Cluster, src: str, dst: str, port: int | None, protocol: str | None
     order = [source, *first, *[n for n in nodes if n not in first], *target.places]
     places = {p.netns: p for p in order}
     probe = Probe(target.proto, target.ip, target.port, random.randint(*PROBE_PORTS), random.choice(PROBE_DSCP))
-    with LiveTrace(list(places), probe) as live:
+    # One trace at a time: each one's mark table is `kemu-trace` in the same namespaces.
+    with _one_at_a_time, LiveTrace(list(places), probe) as live:
         sent = live.send(source.netns, timeout)
         seen = live.collect()
     walks = segments(seen, places, source.netns)
@@ -103,6 +106,8 @@ def _place(c: Cluster, ref: str, pods: dict[str, PodView]) -> Place:
 
 def _target(c: Cluster, ref: str, port: int | None, protocol: str | None, pods: dict[str, PodView]) -> Target:
     proto = (protocol or "").lower()
+    if proto not in ("", "tcp", "udp", "icmp"):
+        raise ValidationError([Problem("<command line>", protocol or "", "a trace sends tcp, udp or icmp")])
     svc = service_of(c, ref)
     if svc is not None:
         ports = [p for p in svc.ports if (port is None or p.port == port) and (not proto or p.protocol.lower() == proto)]
@@ -170,7 +175,7 @@ def _endpoints(c: Cluster, ip: str, port: int, pods: dict[str, PodView]) -> tupl
     ips: dict[str, None] = {}
     for plan in (c.services.plans if c.services is not None else {}).values():
         for sp in plan.services:
-            if ip in (sp.cluster_ip, *sp.lb_ips, *sp.external_ips) or (sp.node_port == port and ip in plan.node_ips):
+            if ip in (sp.cluster_ip, *sp.lb_ips, *sp.external_ips) or (sp.node_port and sp.node_port == port and ip in plan.node_ips):
                 ips.update(dict.fromkeys(b.ip for b in (*sp.cluster_endpoints, *sp.external_endpoints)))
     out = [by_ip[i] for i in ips if i in by_ip][:MAX_ENDPOINTS]
     return tuple(_pod_place(c, p) for p in out)

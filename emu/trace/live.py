@@ -197,12 +197,17 @@ class LiveTrace:
                 if err not in (0, errno.EINPROGRESS):
                     return _tcp_said(err)
                 self._sel.register(s, selectors.EVENT_WRITE, None)
-            elif p.proto == "udp":
-                s.bind(("0.0.0.0", p.sport))
-                s.sendto(b"kemu trace", (p.dst, p.dport))
             else:
-                s.sendto(echo_request(p.sport, 1), (p.dst, 0))
-                self._sel.register(s, selectors.EVENT_READ, None)
+                try:
+                    if p.proto == "udp":
+                        s.bind(("0.0.0.0", p.sport))
+                        s.sendto(b"kemu trace", (p.dst, p.dport))
+                    else:
+                        s.sendto(echo_request(p.sport, 1), (p.dst, 0))
+                except OSError as e:  # no route from the source: the kernel refused to send it
+                    return _tcp_said(e.errno or 0)
+                if p.proto == "icmp":
+                    self._sel.register(s, selectors.EVENT_READ, None)
             said = self._wait(s, timeout, settle)
             return said
         finally:
