@@ -51,7 +51,7 @@ def ips(fc: Running) -> dict[str, str]:
 def received(src: str, dst: str, count: int = 3, interval: float = 0.2) -> int:
     """Echo replies `src` (`ns/pod`, `node/N`, `host/H`) gets from `dst` (an IP)."""
     who = ["-n", *src.split("/")] if not src.startswith(("node/", "host/")) else [src]
-    cp = kemu("--cluster", NAME, "exec", *who, "--", "ping", "-c", str(count), "-i", str(interval), "-W", "1", dst, check=False, timeout=60)
+    cp = kemu("--cluster", NAME, "exec", *who, "--", "ping", "-c", str(count), "-i", str(interval), "-W", "2", dst, check=False, timeout=60)
     m = re.search(r"(\d+) received", cp.stdout)
     assert m, cp.stdout + cp.stderr
     return int(m.group(1))
@@ -88,7 +88,9 @@ def test_a_partition_blocks_exactly_the_pairs_it_names(fc: Running) -> None:
         for dst in members:
             if src != dst:
                 blocked = (src, dst) in cut or (dst, src) in cut
-                assert received(src, a[dst], count=2, interval=0.1) == (0 if blocked else 2), (src, dst)
+                # Allowed: some answer (a loaded machine may be late with one); blocked: none.
+                got = received(src, a[dst], count=3, interval=0.1)
+                assert (got == 0) if blocked else (got > 0), (src, dst, got)
     out = kemu("--cluster", NAME, "fault", "clear").stdout
     assert out.strip() == "fault partition node/node-1 -- node/node-2,host/other cleared"
     assert received("host/other", a["node/node-1"]) == 3
