@@ -19,7 +19,7 @@ from emu.api import launch
 from emu.api.faults import FaultsMixin
 from emu.api.member import Member
 from emu.api.names import endpoint_ref, label_changes, plain_name, split_pod, split_port
-from emu.api.scapy_link import Helper
+from emu.api.scapy_link import Helper, namespace_inode
 from emu.daemon.client import request
 from emu.errors import KemuError, NotFoundError
 
@@ -163,18 +163,23 @@ class Cluster(FaultsMixin):
     def _helper(self, m: Member) -> Helper:
         """The scapy helper of a member's namespace (started on first use)."""
         ns = m.netns
+        inode = namespace_inode(ns)
         with self._lock:
             h = self._helpers.get(ns)
-            if h is not None and h.alive():
+            if h is not None and h.alive() and h.inode == inode:
                 return h
+            stale = self._helpers.pop(ns) if h is not None else None
+        if stale is not None:
+            stale.close()  # its namespace is gone: the pod was recreated under its name
         fresh = Helper(ns, f"{m.ref} (cluster {self.name})")
+        drop: Helper | None
         with self._lock:
-            h = self._helpers.get(ns)
-            if h is not None and h.alive():
-                keep, drop = h, fresh
+            other = self._helpers.get(ns)
+            if other is not None and other.alive() and other.inode == fresh.inode:
+                keep, drop = other, fresh  # another thread started one meanwhile
             else:
                 self._helpers[ns] = keep = fresh
-                drop = None
+                drop = other
         if drop is not None:
             drop.close()
         return keep

@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -47,12 +48,24 @@ class _Call:
         self.done.set()
 
 
+def namespace_inode(netns_name: str) -> int | None:
+    from emu.dataplane import netns
+
+    try:
+        return os.stat(netns.path(netns_name)).st_ino
+    except OSError:
+        return None
+
+
 class Helper:
     """The scapy helper of one network namespace."""
 
     def __init__(self, netns_name: str, label: str) -> None:
         self.netns = netns_name
         self.label = label
+        # Which namespace it serves: a pod recreated under the same name (a StatefulSet's,
+        # an evicted one) has a new namespace under the old name.
+        self.inode = namespace_inode(netns_name)
         self._ids = itertools.count(1)
         self._calls: dict[int, _Call] = {}
         self._lock = threading.Lock()

@@ -151,3 +151,35 @@ def test_a_program_that_forgets_down_leaves_nothing(tmp_path: pathlib.Path) -> N
     assert cp.returncode == 0 and cp.stdout.startswith("up <bound method"), cp.stdout + cp.stderr
     assert "still up as the program ends" in cp.stderr
     assert not leftovers(name)
+
+
+RECREATED = """
+apiVersion: kemu/v1alpha1
+kind: Cluster
+metadata: {name: apirec}
+spec:
+  nodes: [{name: n1}]
+  resources:
+    - {apiVersion: v1, kind: Pod, metadata: {name: a, labels: {app: a}}, spec: {containers: [{name: c}]}}
+    - {apiVersion: v1, kind: Pod, metadata: {name: b}, spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}}
+"""
+POD_A = "{apiVersion: v1, kind: Pod, metadata: {name: a, labels: {app: a}}, spec: {containers: [{name: c}]}}"
+
+
+def test_scapy_follows_a_pod_recreated_under_its_name() -> None:
+    from scapy.layers.inet import IP, TCP
+
+    import emu
+
+    with emu.up(RECREATED) as c:
+        b = c.pod("b")
+        assert c.pod("a").sr1(IP(dst=b.ip) / TCP(dport=80, flags="S"), timeout=3) is not None
+        # Deleted and made again behind the API's back (as an eviction or a StatefulSet
+        # would): the same name, a new namespace.
+        kemu_cli = [sys.executable, "-m", "emu.cli.main", "--cluster", "apirec"]
+        subprocess.run([*kemu_cli, "delete", "pod", "a"], cwd=REPO, check=True, capture_output=True)
+        subprocess.run([*kemu_cli, "apply", "-f", "-"], cwd=REPO, check=True, capture_output=True, input=POD_A, text=True)
+        wait_until(lambda: c.get("pod", "a")["status"].get("phase") == "Running", 30, "a again")
+        ans = c.pod("a").sr1(IP(dst=b.ip) / TCP(dport=80, flags="S"), timeout=3)
+        assert ans is not None and ans[TCP].flags == "SA"  # sent from the new namespace, not the dead one
+    assert not leftovers("apirec") and not _helpers_of("apirec")
