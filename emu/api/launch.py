@@ -14,7 +14,6 @@ import dataclasses
 import json
 import logging
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -30,11 +29,11 @@ from typing import Any
 
 import yaml
 
+from emu.daemon.report import report_lines
 from emu.errors import KemuError, NotFoundError, ValidationError
 
 log = logging.getLogger(__name__)
 
-UP_DEADLINE = 900.0  # as `kemu up -d`: a bring-up that reports nothing for this long has hung
 ABORT_WAIT = 120.0  # seconds an interrupted daemon gets to unwind what it built
 YAML_LABEL = "<yaml string>"
 
@@ -154,31 +153,20 @@ def start_daemon(path: str, name: str, ready_timeout: float, verbose: bool = Fal
 
 
 def _read_report(rf: Any, proc: subprocess.Popen[bytes], name: str) -> list[str]:
-    buf = b""
-    while True:
-        ready, _, _ = select.select([rf], [], [], UP_DEADLINE)
-        if not ready:
-            raise KemuError(f"cluster {name}: the daemon reported nothing for {UP_DEADLINE:.0f} s")
-        chunk = rf.read(4096)
-        if not chunk:
-            code = proc.wait(30)
-            raise KemuError(f"cluster {name}: the daemon exited ({code}) before the cluster was ready")
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            word, _, rest = line.decode().partition(" ")
-            if word == "READY":
-                return [str(p) for p in json.loads(rest)]
-            if word == "ERROR":
-                code, _, msg = rest.partition(" ")
-                try:
-                    proc.wait(60)  # it unwinds, then exits; _abort finishes the job if not
-                except subprocess.TimeoutExpired:
-                    pass
-                err = KemuError(f"cluster {name}: {json.loads(msg)}")
-                err.exit_code = int(code)
-                raise err
-            # PROGRESS lines: the API reports no progress
+    for word, rest in report_lines(rf, proc, name):
+        if word == "READY":
+            return [str(p) for p in json.loads(rest)]
+        if word == "ERROR":
+            code, _, msg = rest.partition(" ")
+            try:
+                proc.wait(60)  # it unwinds, then exits; _abort finishes the job if not
+            except subprocess.TimeoutExpired:
+                pass
+            err = KemuError(f"cluster {name}: {json.loads(msg)}")
+            err.exit_code = int(code)
+            raise err
+        # PROGRESS lines: the API reports no progress
+    raise KemuError(f"cluster {name}: the daemon's report ended")  # not reached: report_lines never ends
 
 
 def _abort(proc: subprocess.Popen[bytes], name: str) -> None:

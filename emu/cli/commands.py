@@ -27,6 +27,7 @@ from emu.config import load_cluster_file, registry
 from emu.config.schema import label_key, label_value
 from emu.daemon.client import pick_cluster, request
 from emu.daemon.protocol import ApplyArgs
+from emu.daemon.report import ReportSilent, report_lines
 from emu.dataplane import netns
 from emu.dataplane.cleanup import clean_cluster
 from emu.dataplane.ownership import Record, list_clusters
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from emu.cluster.runtime import Progress
 
 log = logging.getLogger("kemu")
-UP_DEADLINE = 900.0  # a detached bring-up that says nothing for this long has hung
 FOLLOW_INTERVAL = 0.5  # `logs -f` asks for new output this often
 
 
@@ -139,21 +139,9 @@ def _up_detached(args: argparse.Namespace, name: str) -> int:
     proc = subprocess.Popen(argv, pass_fds=[w], stdin=subprocess.DEVNULL, start_new_session=True)
     os.close(w)
     progress = _progress_printer()
-    buf = b""
     with os.fdopen(r, "rb", buffering=0) as rf:
-        while True:
-            ready, _, _ = select.select([rf], [], [], UP_DEADLINE)
-            if not ready:
-                proc.kill()
-                raise KemuError(f"cluster {name}: the daemon reported nothing for {UP_DEADLINE:.0f} s; killed it (run `kemu clean`)")
-            chunk = rf.read(4096)
-            if not chunk:
-                code = proc.wait(30)
-                raise KemuError(f"cluster {name}: the daemon exited ({code}) before the cluster was ready")
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                word, _, rest = line.decode().partition(" ")
+        try:
+            for word, rest in report_lines(rf, proc, name):
                 if word == "PROGRESS":
                     phase, done, total = rest.split()
                     progress(phase, int(done), int(total))
@@ -166,6 +154,10 @@ def _up_detached(args: argparse.Namespace, name: str) -> int:
                     proc.wait(60)
                     print(f"error: {json.loads(msg)}", file=sys.stderr)
                     return int(exit_code)
+        except ReportSilent as e:
+            proc.kill()
+            raise KemuError(f"{e}; killed it (run `kemu clean`)") from None
+    return 1  # not reached: the report ends in READY or ERROR, or raises
 
 
 def cmd_down(args: argparse.Namespace) -> str:

@@ -6,6 +6,7 @@ import copy
 import time
 from typing import Any
 
+from emu.cluster.node_lifecycle import UNREACHABLE
 from emu.cluster.pod_state import PodState
 from emu.cluster.runtime import Cluster
 from emu.config import registry
@@ -194,7 +195,7 @@ def node_view(c: Cluster, name: str) -> dict[str, Any]:
 def _ready_condition(taints: tuple[Taint, ...]) -> dict[str, Any]:
     # The node lifecycle controller (emu/cluster/node_lifecycle.py) taints a cut-off node
     # unreachable and its Ready condition goes Unknown, as when a kubelet stops posting.
-    if any(t.key == "node.kubernetes.io/unreachable" for t in taints):
+    if any(t.key == UNREACHABLE for t in taints):
         return {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status."}
     return {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}
 
