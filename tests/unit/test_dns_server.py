@@ -76,7 +76,12 @@ def start(tmp: Path, upstream: str = "", index: object = INDEX, wait: bool = Tru
     state, ack = tmp / "dns.json", tmp / "ack"
     if index is not None:
         write_state(str(state), index)  # type: ignore[arg-type]
-    ports = [free_port() for _ in range(4)]
+    # Four different ports: free_port() releases each one, and the kernel may hand the same
+    # one out again (the server then failed to bind and this setup erred, once).
+    ports: list[int] = []
+    while len(ports) < 4:
+        if (p := free_port()) not in ports:
+            ports.append(p)
     argv = [sys.executable, "-m", "emu.dns.server", "--state", str(state), "--bind", HOST, "--ack", str(ack)]
     argv += ["--udp-port", str(ports[0]), "--tcp-port", str(ports[0]), "--metrics-port", str(ports[1])]
     argv += ["--health-port", str(ports[2]), "--ready-port", str(ports[3])]
