@@ -72,6 +72,8 @@ class FaultPlane:
             link = self.link_of(f.targets[0])
             if f.kind == "link":
                 kernel.set_link(link, f.value == "up")
+                if f.value == "up":
+                    self._pod_link_up(f.targets[0])
                 self._node_link(f.targets[0], f.value == "up")
                 if f.value == "up":
                     self.active.pop(f.key, None)
@@ -112,6 +114,7 @@ class FaultPlane:
         try:
             if f.kind == "link":
                 kernel.set_link(link, True)
+                self._pod_link_up(f.targets[0])
             elif f.kind == "loss":
                 kernel.set_loss(link, None)
             else:
@@ -120,6 +123,14 @@ class FaultPlane:
             log.info("clearing %s: %s (its link is gone)", f, e)
         if f.kind == "link":
             self._node_link(f.targets[0], True)
+
+    def _pod_link_up(self, target: str) -> None:
+        """A pod's node-side veth is up again: the pod network puts back what the kernel
+        removed with it (the routed plugin's /32 route)."""
+        c = self.c
+        pod = next((p for p in c.pod_views() if p.key == target), None)
+        if pod is not None and pod.ip and pod.node in c.network.nodes:
+            c.network.cni.pod_link_up(c.network.nodes[pod.node], pod_host_if(pod.namespace, pod.name), pod.ip)
 
     def _node_link(self, target: str, up: bool) -> None:
         if target.startswith("node/"):

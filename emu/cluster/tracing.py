@@ -16,7 +16,6 @@ from typing import Any
 
 from emu.cluster.explaining import endpoint, service_of
 from emu.cluster.runtime import Cluster
-from emu.dataplane.cni.bridge import BRIDGE
 from emu.dataplane.names import member_ns, pod_host_if, pod_ns
 from emu.dataplane.run import run
 from emu.errors import NotFoundError, Problem, ValidationError
@@ -196,7 +195,8 @@ def _knowledge(c: Cluster, src: Place, pods: dict[str, PodView]) -> Knowledge:
         addrs[n.gateway] = f"node/{n.name}"
         ns = member_ns(c.name, n.name)
         ifaces[(ns, "eth0")] = "eth0 (the node network)"
-        ifaces[(ns, BRIDGE)] = f"{BRIDGE} (the pod bridge)"
+        for ifname, words in c.network.cni.node_interfaces().items():
+            ifaces[(ns, ifname)] = words
     for h in c.plan.hosts:
         addrs[h.ip] = f"host/{h.name}"
         ifaces[(member_ns(c.name, h.name), "eth0")] = "eth0 (the node network)"

@@ -30,6 +30,7 @@ RTM_NEWLINK, RTM_DELLINK, RTM_DELROUTE = 16, 17, 25
 IFF_UP = 1
 RT_TABLE_MAIN = 254
 RTA_DST = 1
+RTNH_F_ONLINK = 4
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Route:
     dst: str  # "10.244.1.0/24"
     gateway: str | None
     oif: int | None
+    onlink: bool = False  # the gateway is on the link without a connected route (an overlay's)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,9 @@ class NodeNet:
 
 def _route(r: Any) -> Route:
     """A pyroute2 route message as a Route (what snapshot records and restore compares)."""
-    return Route(f"{r.get_attr('RTA_DST')}/{r['dst_len']}", r.get_attr("RTA_GATEWAY"), r.get_attr("RTA_OIF"))
+    return Route(
+        f"{r.get_attr('RTA_DST')}/{r['dst_len']}", r.get_attr("RTA_GATEWAY"), r.get_attr("RTA_OIF"), bool(r["flags"] & RTNH_F_ONLINK)
+    )
 
 
 def snapshot(h: NsHandle) -> NodeNet:
@@ -75,7 +79,9 @@ def restore(h: NsHandle, want: NodeNet) -> bool:
         have = {_route(r) for r in h.ipr.get_routes(family=2, table=RT_TABLE_MAIN)}
         for r in want.routes:
             if r not in have and (r.oif is None or r.oif in present):
-                kw = {"gateway": r.gateway} if r.gateway else {}
+                kw: dict[str, Any] = {"gateway": r.gateway} if r.gateway else {}
+                if r.onlink:
+                    kw["flags"] = RTNH_F_ONLINK
                 h.ipr.route("replace", dst=r.dst, oif=r.oif, **kw)
                 changed = True
     if gone:

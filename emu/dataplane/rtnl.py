@@ -39,7 +39,7 @@ RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
 
 # <linux/if_link.h>, <linux/if_addr.h>, <linux/neighbour.h>, <linux/veth.h>, <linux/if_bridge.h>
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_PROTINFO = 1, 3, 10, 12
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_PROTINFO = 1, 3, 4, 10, 12
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 18, 20, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
@@ -127,22 +127,35 @@ def link_add_veth(
     peer_netns_fd: int | None = None,
     master: int | None = None,
     up: bool = False,
+    address: str | None = None,
+    mtu: int | None = None,
 ) -> Request:
-    """`ip link add NAME [index I] [master M] [up] type veth peer name PEER [index J]
-    [address MAC] [netns FD]`: the peer is created directly in its namespace."""
+    """`ip link add NAME [index I] [address MAC] [mtu M] [master M] [up] type veth peer
+    name PEER [index J] [address MAC] [mtu M] [netns FD]`: the peer is created directly in
+    its namespace; `mtu` applies to both ends."""
     peer_attrs = _name(IFLA_IFNAME, peer)
     if peer_address is not None:
         peer_attrs += _attr(IFLA_ADDRESS, _mac(peer_address))
+    if mtu is not None:
+        peer_attrs += _u32(IFLA_MTU, mtu)
     if peer_netns_fd is not None:
         peer_attrs += _u32(IFLA_NET_NS_FD, peer_netns_fd)
     peer_msg = _IFINFO.pack(socket.AF_UNSPEC, 0, peer_index, 0, 0) + peer_attrs
     info = _attr(IFLA_INFO_KIND, b"veth") + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_msg))
     flags, change = _flags_change(up or None)
     body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, flags, change) + _name(IFLA_IFNAME, name)
+    if address is not None:
+        body += _attr(IFLA_ADDRESS, _mac(address))
+    if mtu is not None:
+        body += _u32(IFLA_MTU, mtu)
     if master is not None:
         body += _u32(IFLA_MASTER, master)
     body += _attr(IFLA_LINKINFO, info)
-    what = _words(f"link add {name} index {index} type veth peer {peer} index {peer_index}", master is not None and f"master {master}")
+    what = _words(
+        f"link add {name} index {index} type veth peer {peer} index {peer_index}",
+        master is not None and f"master {master}",
+        mtu is not None and f"mtu {mtu}",
+    )
     return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, what)
 
 

@@ -11,11 +11,32 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
 
 TOPOLOGIES = os.path.join(REPO, "topologies")
+
+PROXIES = ("nftables", "iptables")
+PLUGINS = ("bridge", "vxlan", "routed")  # spec.cni
+_SHORT = {"nftables": "nft", "iptables": "ipt", "bridge": "", "vxlan": "vx", "routed": "rt"}
+
+
+def pod_networks() -> list[Any]:
+    """The (pod network, proxy backend) pairs a dataplane suite runs over, as pytest
+    params: every plugin × both backends. KEMU_E2E_CNI=bridge,vxlan narrows the plugins
+    (README: which suites run the full matrix)."""
+    chosen = os.environ.get("KEMU_E2E_CNI", ",".join(PLUGINS)).split(",")
+    unknown = set(chosen) - set(PLUGINS)
+    if unknown:
+        raise ValueError(f"KEMU_E2E_CNI: unknown plugin(s) {sorted(unknown)}; known: {', '.join(PLUGINS)}")
+    return [pytest.param((cni, proxy), id=f"{cni}-{proxy}") for cni in PLUGINS if cni in chosen for proxy in PROXIES]
+
+
+def variant_name(base: str, cni: str, proxy: str) -> str:
+    """A cluster name per variant ("svc-vx-nft"); bridge keeps the names it always had."""
+    return "-".join(p for p in (base, _SHORT[cni], _SHORT[proxy]) if p)
 
 
 def kemu(*args: str, check: bool = True, timeout: float = 180, input: str | None = None) -> subprocess.CompletedProcess[str]:

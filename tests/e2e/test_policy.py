@@ -14,20 +14,18 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop
+from tests.e2e.helpers import TOPOLOGIES, Running, kemu, pod_networks, start, stop, topology_variant
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module", params=["nftables", "iptables"])
+@pytest.fixture(scope="module", params=pod_networks())
 def xyzp(request, tmp_path_factory) -> Iterator[Running]:  # type: ignore[no-untyped-def]
-    """The same cases under both service-proxy backends (policies see traffic after DNAT)."""
-    with open(os.path.join(TOPOLOGIES, "netpol-xyz.yaml")) as f:
-        doc = yaml.safe_load(f)
-    doc["spec"]["proxy"] = request.param
-    path = tmp_path_factory.mktemp(request.param) / "xyz.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    r = start(str(path), "xyz")
+    """The same cases on every pod network under both service-proxy backends (policies
+    see traffic after DNAT)."""
+    cni, proxy = request.param
+    path = topology_variant("netpol-xyz.yaml", tmp_path_factory.mktemp(f"{cni}-{proxy}"), "xyz", proxy=proxy, cni=cni)
+    r = start(path, "xyz")
     try:
         yield r
     finally:

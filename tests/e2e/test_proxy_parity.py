@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from emu.traffic.capture import Capture
-from tests.e2e.helpers import Running, kemu, start, stop, topology_variant
+from tests.e2e.helpers import Running, kemu, pod_networks, start, stop, topology_variant, variant_name
 
 pytestmark = pytest.mark.e2e
 
@@ -60,10 +60,11 @@ PROBE = textwrap.dedent(
 AT_ONCE = 1.5  # a refusal takes a round trip; anything near the probe's timeout is not one
 
 
-@pytest.fixture(scope="module", params=["nftables", "iptables"])
+@pytest.fixture(scope="module", params=pod_networks())
 def par(request, tmp_path_factory) -> Iterator[Running]:  # type: ignore[no-untyped-def]
-    name = "par-nft" if request.param == "nftables" else "par-ipt"
-    r = start(topology_variant("proxy-parity.yaml", tmp_path_factory.mktemp(name), name, proxy=request.param), name)
+    cni, proxy = request.param
+    name = variant_name("par", cni, proxy)
+    r = start(topology_variant("proxy-parity.yaml", tmp_path_factory.mktemp(name), name, proxy=proxy, cni=cni), name)
     try:
         hosts = json.loads(kemu("--cluster", name, "get", "hosts", "-o", "json").stdout)["items"]
         addr = {h["metadata"]["name"]: h["status"]["addresses"][0]["address"] for h in hosts}
@@ -74,7 +75,7 @@ def par(request, tmp_path_factory) -> Iterator[Running]:  # type: ignore[no-unty
 
 
 def backend(c: Running) -> str:
-    return "nftables" if c.name == "par-nft" else "iptables"
+    return "nftables" if c.name.endswith("-nft") else "iptables"
 
 
 def probe(c: Running, src: str, proto: str, host: str, port: int, timeout: float = 2.0) -> tuple[str, float]:

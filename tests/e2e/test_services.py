@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from emu.traffic.capture import Capture
-from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop, topology_variant, wait_until
+from tests.e2e.helpers import TOPOLOGIES, Running, kemu, pod_networks, start, stop, topology_variant, variant_name, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -22,10 +22,11 @@ CLIENT_HOST, OTHER_HOST = "172.30.0.4", "172.30.0.5"
 NODE_IPS = {"node-1": "172.30.0.2", "node-2": "172.30.0.3"}
 
 
-@pytest.fixture(scope="module", params=["nftables", "iptables"])
+@pytest.fixture(scope="module", params=pod_networks())
 def svc(request, tmp_path_factory) -> Iterator[Running]:  # type: ignore[no-untyped-def]
-    name = "svc-nft" if request.param == "nftables" else "svc-ipt"
-    path = topology_variant("services.yaml", tmp_path_factory.mktemp(name), name, proxy=request.param)
+    cni, proxy = request.param
+    name = variant_name("svc", cni, proxy)
+    path = topology_variant("services.yaml", tmp_path_factory.mktemp(name), name, proxy=proxy, cni=cni)
     r = start(path, name, "--ready-timeout", "5")  # pod `unready` never gets Ready
     try:
         yield r
@@ -192,7 +193,7 @@ def test_live_changes_reach_every_node(svc: Running, tmp_path) -> None:  # type:
     kemu("--cluster", svc.name, "apply", "-f", str(f))
     (new_ip,) = web_ips(svc) - before
     for node in NODE_IPS:
-        lister = ["nft", "list", "ruleset"] if svc.name == "svc-nft" else ["iptables-save", "-t", "nat"]
+        lister = ["nft", "list", "ruleset"] if svc.name.endswith("-nft") else ["iptables-save", "-t", "nat"]
         assert new_ip in svc.exec(f"node/{node}", *lister).stdout
     # Type change ClusterIP → NodePort → ClusterIP, on the running cluster.
     change = {
@@ -318,7 +319,7 @@ def test_a_proxy_table_deleted_by_hand_is_restored(svc: Running) -> None:
     doc = json.loads(kemu("--cluster", svc.name, "get", "node", node, "-o", "json").stdout)
     netns_name = doc["metadata"]["annotations"]["kemu.io/netns"]
     syncs = doc["status"]["dataplane"]["proxy"]["syncs"]
-    table = "kemu-proxy" if svc.name == "svc-nft" else "nat"  # iptables-nft keeps `ip nat`
+    table = "kemu-proxy" if svc.name.endswith("-nft") else "nat"  # iptables-nft keeps `ip nat`
     subprocess.run(["ip", "netns", "exec", netns_name, "nft", "delete", "table", "ip", table], check=True)
 
     def restored() -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import Running, kemu, netns_list, start, stop, topology_variant
+from tests.e2e.helpers import Running, kemu, netns_list, pod_networks, start, stop, topology_variant, variant_name
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +30,12 @@ class Cluster:
         return r
 
 
-@pytest.fixture(scope="module", params=["nftables", "iptables"])
+@pytest.fixture(scope="module", params=pod_networks())
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    backend: str = request.param
-    name = f"trace-{backend[:3]}"
+    cni, backend = request.param
+    name = variant_name("trace", cni, backend)
     tmp: pathlib.Path = tmp_path_factory.mktemp(name)
-    r = start(topology_variant("trace.yaml", tmp, name, proxy=backend), name)
+    r = start(topology_variant("trace.yaml", tmp, name, proxy=backend, cni=cni), name)
     try:
         svcs = json.loads(kemu("--cluster", name, "get", "svc", "-o", "json").stdout)["items"]
         ips = {s["metadata"]["name"]: s["spec"]["clusterIP"] for s in svcs}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from emu.dataplane.cni.bridge import masquerade_ruleset
+from emu.dataplane.cni.common import masquerade_ruleset
 from emu.dataplane.hostports import render as hostport_render
 from emu.errors import CommandError
 from emu.netfilter.backend import NftBackend

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emu.dataplane.cni.bridge import masquerade_ruleset
+from emu.dataplane.cni.common import masquerade_ruleset
 from emu.netfilter.fake import FakeKernel, load
 from emu.policy.compile import NodePolicyInput, NodeRuleset, compile_ruleset, update_text
 from emu.policy.oracle import View

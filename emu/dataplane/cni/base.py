@@ -36,3 +36,13 @@ class CNIPlugin(ABC):
     @abstractmethod
     def del_pod(self, node: NsHandle, host_if: str, pod_ip: str) -> None:
         """Remove a pod's link from its node."""
+
+    def pod_link_up(self, node: NsHandle, host_if: str, pod_ip: str) -> None:
+        """The node end of a pod's veth came back up after a fault: put back what the
+        kernel removed when it went down (routes through it: fib_disable_ip). A plugin
+        whose node end carries no routes has nothing to do."""
+        return None
+
+    def node_interfaces(self) -> dict[str, str]:
+        """The plugin's own interfaces on every node, by name → what they are (for traces)."""
+        return {}

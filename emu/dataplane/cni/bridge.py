@@ -14,75 +14,57 @@ import threading
 from emu.controllers.ipam import NodeAddr
 from emu.dataplane import rtnl
 from emu.dataplane.cni.base import CNIPlugin
+from emu.dataplane.cni.common import (
+    POD_ETH0_INDEX,
+    forwarding_node_here,
+    host_index,
+    mac_for,
+    masquerade_tables,
+    pod_side,
+    route_via_nodes,
+)
 from emu.dataplane.handles import NsHandle, write_sysctl_here
 from emu.dataplane.rtnl_socket import RtnlSocket
-from emu.netfilter import render
-from emu.netfilter.ruleset import Chain
-from emu.netfilter.transaction import TableDef, replace_table, rule
 
 BRIDGE = "cbr0"
-TABLE = "kemu-cni"
-POD_ETH0_INDEX = 2  # lo is 1 in a new namespace
-HOST_INDEX_BASE = 1000  # + the last octet of the pod's IP: unique on its node
-
-
-def mac_for(ip: str) -> str:
-    """0a:58 + the IPv4 address, as the reference bridge plugin derives pod MACs."""
-    return "0a:58:" + ":".join(f"{int(o):02x}" for o in ip.split("."))
-
-
-def masquerade_table(pod_cidr: str) -> TableDef:
-    """Pod traffic leaving the pod network goes out with the node's address."""
-    postrouting = Chain(
-        "postrouting",
-        (rule("ip saddr", pod_cidr, "ip daddr !=", pod_cidr, "masquerade", comment="pod traffic leaving the pod network"),),
-        "nat",
-        "postrouting",
-        100,  # srcnat, as a number (nft 1.0.6)
-        "accept",
-    )
-    return TableDef("ip", TABLE, chains=(postrouting,))
-
-
-def masquerade_ruleset(pod_cidr: str) -> str:
-    """The script that writes the masquerade table, replacing any previous one."""
-    return render.script(replace_table(masquerade_table(pod_cidr)))
 
 
 class BridgeCNI(CNIPlugin):
     name = "bridge"
 
+    # Pod MTU (both ends of each pod's veth and the bridge); None: the kernel's default,
+    # the node network's 1500. An overlay lowers it by its encapsulation (vxlan.py).
+    pod_mtu: int | None = None
+
     def setup_node(self, node: NsHandle, addr: NodeAddr) -> None:
-        ipr = node.ipr
-        write_sysctl_here("net.ipv4.ip_forward", "1")
+        forwarding_node_here()
         # Bridged (same-node) pod traffic must traverse netfilter for Services and
         # policies (br_netfilter); set it explicitly rather than trusting the default.
         write_sysctl_here("net.bridge.bridge-nf-call-iptables", "1")
-        # Pods send everything to the gateway (see add_pod); the node must not answer a
-        # pod-to-pod packet with an ICMP redirect telling the pod to ARP its neighbour.
-        # eth0 (made before this) too: the kernel sends redirects if `all` or the device
-        # says so, and a redirect stamps the peer's ICMP rate limiter, so the reject that
-        # follows for an externalIP without endpoints (forwarded back out of eth0) would
-        # be silently rate-limited (route.c ip_rt_send_redirect; icmp.c xrlim).
-        for key in ("all", "default", "eth0"):
-            write_sysctl_here(f"net.ipv4.conf.{key}.send_redirects", "0")
-        ipr.link("add", ifname=BRIDGE, kind="bridge", address=mac_for(addr.gateway))
+        ipr = node.ipr
+        mtu = {"mtu": self.pod_mtu} if self.pod_mtu is not None else {}
+        ipr.link("add", ifname=BRIDGE, kind="bridge", address=mac_for(addr.gateway), **mtu)
         br = node.index(BRIDGE)
         gw_prefix = int(addr.pod_cidr.split("/")[1])
         ipr.addr("add", index=br, address=addr.gateway, prefixlen=gw_prefix)
         ipr.link("set", index=br, state="up")
-        for other in self.plan.nodes:
-            if other.name != addr.name:
-                ipr.route("add", dst=other.pod_cidr, gateway=other.ip)
+        self.route_other_nodes(node, addr)
+
+    def route_other_nodes(self, node: NsHandle, addr: NodeAddr) -> None:
+        """Each other node's pod subnet via that node's IP on the node network."""
+        route_via_nodes(node, self.plan, addr)
+
+    def node_interfaces(self) -> dict[str, str]:
+        return {BRIDGE: f"{BRIDGE} (the pod bridge)"}
 
     def owned_tables(self) -> dict[str, str]:
-        return {f"ip {TABLE}": masquerade_ruleset(self.pod_cidr)}
+        return masquerade_tables(self.pod_cidr)
 
     def add_pod(self, pod: RtnlSocket, node: NsHandle, addr: NodeAddr, pod_ip: str, host_if: str) -> None:
         mac = mac_for(pod_ip)
         # Both ends get the interface index we ask for (the pod's eth0 is the first device
         # after lo), so no lookup follows.
-        host_index = HOST_INDEX_BASE + int(pod_ip.rsplit(".", 1)[1])
+        host_idx = host_index(pod_ip)
         eth0 = POD_ETH0_INDEX
         pod_fd = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -93,11 +75,19 @@ class BridgeCNI(CNIPlugin):
                     # (eth0, with its MAC) created directly in the pod namespace — no
                     # interface ever passes through the host namespace, and no slow move.
                     rtnl.link_add_veth(
-                        host_if, "eth0", index=host_index, peer_index=eth0, peer_address=mac, peer_netns_fd=pod_fd, master=br, up=True
+                        host_if,
+                        "eth0",
+                        index=host_idx,
+                        peer_index=eth0,
+                        peer_address=mac,
+                        peer_netns_fd=pod_fd,
+                        master=br,
+                        up=True,
+                        mtu=self.pod_mtu,
                     ),
                     # Hairpin mode: a pod reaching itself through a Service is sent back out
                     # of the port it came in by (kubelet's hairpin-mode=hairpin-veth).
-                    rtnl.bridge_port_set(host_index, hairpin=True),
+                    rtnl.bridge_port_set(host_idx, hairpin=True),
                     # Permanent neighbour entries are exempt from the neighbour table's
                     # gc_thresh3 limit (Linux >= 4.20), which every namespace on the machine
                     # shares (1024 by default): with dynamic ARP, a thousand pods overflow it.
@@ -105,18 +95,8 @@ class BridgeCNI(CNIPlugin):
                 )
         finally:
             os.close(pod_fd)
-        # A /32 with the gateway on-link: the pod resolves no neighbour but its gateway
-        # (a permanent entry), so even pods of the same node talk through the node. The
-        # kernel's neighbour table is shared by every namespace (gc_thresh3, 1024 by
-        # default): with a /24 and ARP between pods, 100 pods on 4 nodes probing each
-        # other lost 14% of their connections here.
-        pod.request(
-            rtnl.addr_add(eth0, pod_ip, 32),
-            rtnl.link_set(eth0, up=True),
-            rtnl.neigh_replace(eth0, addr.gateway, mac_for(addr.gateway)),
-            rtnl.route_add(f"{addr.gateway}/32", oif=eth0, scope=rtnl.RT_SCOPE_LINK),
-            rtnl.route_add("0.0.0.0/0", gateway=addr.gateway, oif=eth0),
-        )
+        # A /32 with the gateway on-link (see pod_side).
+        pod.request(*pod_side(eth0, pod_ip, addr.gateway))
 
     def del_pod(self, node: NsHandle, host_if: str, pod_ip: str) -> None:
         with node.lock:
