@@ -4,7 +4,7 @@ KEMU   := $(VENV)/bin/kemu
 PYTEST := $(VENV)/bin/pytest
 RUFF   := $(VENV)/bin/ruff
 
-.PHONY: setup demo test unit unit-as-user kernel e2e lint format bench clean
+.PHONY: setup demo test unit unit-as-user kernel e2e e2e-matrix lint format bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -31,6 +31,11 @@ kernel: setup
 
 e2e: setup
 	$(PYTEST) -q -m e2e tests
+
+# The dataplane suites on every pod network × both proxy backends (`make test` runs a
+# subset: tests/e2e/helpers.py DEFAULT_PAIRS).
+e2e-matrix: setup
+	KEMU_E2E_CNI=bridge,vxlan,routed $(PYTEST) -q -m e2e tests
 
 lint: setup
 	$(RUFF) check emu tests bench

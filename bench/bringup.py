@@ -167,11 +167,11 @@ def mem_available_kib() -> int:
     return 0
 
 
-def bench_kemu(nodes: int, per_node: int) -> dict[str, float]:
+def bench_kemu(nodes: int, per_node: int, name: str = "bench", cni: str = "bridge") -> dict[str, float]:
     raise_fd_limit()
     mem0 = mem_available_kib()
     t0 = time.perf_counter()
-    c = Cluster(lab.config("bench", nodes, per_node, (80,)))
+    c = Cluster(lab.config(name, nodes, per_node, (80,), cni))
     try:
         c.up()
         t_built = time.perf_counter() - t0

@@ -54,9 +54,9 @@ def connect_ms(netns_name: str, ip: str, port: int, n: int = 200) -> float:
     return statistics.median(times) * 1000
 
 
-def config(name: str, nodes: int, per_node: int, ports: tuple[int, ...]) -> ClusterConfig:
+def config(name: str, nodes: int, per_node: int, ports: tuple[int, ...], cni: str = "bridge") -> ClusterConfig:
     """N nodes and one Deployment of N × M pods serving `ports` (spread: M a node)."""
-    spec = ClusterSpec(name, nodes=tuple(NodeDecl(f"node-{i + 1}") for i in range(nodes)))
+    spec = ClusterSpec(name, cni=cni, nodes=tuple(NodeDecl(f"node-{i + 1}") for i in range(nodes)))
     container = Container("c", ports=tuple(ContainerPort(p) for p in ports))
     dep = Workload(
         "Deployment", Meta("pod", "default"), nodes * per_node, LabelSelector({"app": name}), {"app": name}, PodSpec((container,))

@@ -30,6 +30,7 @@ class DriftRepair:
     def __init__(self, nodes: dict[str, NsHandle], cni: CNIPlugin, syncer: NodeSyncer, policy_enabled: bool, netfilter: Netfilter) -> None:
         self.nodes = nodes
         self.syncer = syncer
+        self.cni = cni
         self.cni_tables = cni.owned_tables()
         # The planes that keep nftables tables on each node (iptables-nft's too).
         self.planes = ["proxy", "hostports", CNI_PLANE] + (["policy"] if policy_enabled else [])
@@ -67,11 +68,16 @@ class DriftRepair:
         drifted (a no-op otherwise)."""
         for node, h in self.nodes.items():
             self.syncer.run(CNI_PLANE, node, functools.partial(self._write_cni, node))
-            self.syncer.run(NETWORK_PLANE, node, functools.partial(self._restore_network, h, self._want[node]))
+            self.syncer.run(NETWORK_PLANE, node, functools.partial(self._restore_network, node, h))
 
-    @staticmethod
-    def _restore_network(h: NsHandle, want: route_watch.NodeNet, full: bool) -> bool:
-        return full and route_watch.restore(h, want)
+    def _restore_network(self, node: str, h: NsHandle, full: bool) -> bool:
+        if not full:
+            return False
+        changed = route_watch.restore(h, self._want[node])
+        # What went with a link that was downed (an overlay's neighbour entries), again.
+        with h.lock:
+            self.cni.repair_node(h, self.cni.plan.node(node))
+        return changed
 
     def _write_cni(self, node: str, full: bool) -> bool:
         if not full or not self.cni_tables:

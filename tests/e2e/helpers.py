@@ -23,15 +23,41 @@ PLUGINS = ("bridge", "vxlan", "routed")  # spec.cni
 _SHORT = {"nftables": "nft", "iptables": "ipt", "bridge": "", "vxlan": "vx", "routed": "rt"}
 
 
-def pod_networks() -> list[Any]:
-    """The (pod network, proxy backend) pairs a dataplane suite runs over, as pytest
-    params: every plugin × both backends. KEMU_E2E_CNI=bridge,vxlan narrows the plugins
-    (README: which suites run the full matrix)."""
-    chosen = os.environ.get("KEMU_E2E_CNI", ",".join(PLUGINS)).split(",")
+# What `make test` runs when KEMU_E2E_CNI is not set: both backends on bridge, and each
+# other plugin on one backend, so every plugin and every backend meet in CI's time.
+# `make e2e-matrix` (KEMU_E2E_CNI=bridge,vxlan,routed) runs every plugin × both backends.
+DEFAULT_PAIRS = (("bridge", "nftables"), ("bridge", "iptables"), ("vxlan", "nftables"), ("routed", "iptables"))
+
+
+def chosen_plugins() -> list[str] | None:
+    """The plugins KEMU_E2E_CNI names (None: not set)."""
+    raw = os.environ.get("KEMU_E2E_CNI", "")
+    if not raw:
+        return None
+    chosen = raw.split(",")
     unknown = set(chosen) - set(PLUGINS)
     if unknown:
         raise ValueError(f"KEMU_E2E_CNI: unknown plugin(s) {sorted(unknown)}; known: {', '.join(PLUGINS)}")
-    return [pytest.param((cni, proxy), id=f"{cni}-{proxy}") for cni in PLUGINS if cni in chosen for proxy in PROXIES]
+    return [p for p in PLUGINS if p in chosen]
+
+
+def pod_networks() -> list[Any]:
+    """The (pod network, proxy backend) pairs a dataplane suite runs over, as pytest
+    params ("vxlan-nftables"): DEFAULT_PAIRS, or every chosen plugin × both backends."""
+    chosen = chosen_plugins()
+    pairs = DEFAULT_PAIRS if chosen is None else tuple((c, p) for c in chosen for p in PROXIES)
+    return [pytest.param(pair, id=f"{pair[0]}-{pair[1]}") for pair in pairs]
+
+
+def plugins() -> list[str]:
+    """The pod networks a suite that does not depend on the proxy backend runs over."""
+    return chosen_plugins() or list(PLUGINS)
+
+
+def cni_of(c: Running) -> str:
+    """The pod network a running test cluster was brought up with."""
+    with open(c.file) as f:
+        return str(yaml.safe_load(f)["spec"].get("cni", "bridge"))
 
 
 def variant_name(base: str, cni: str, proxy: str) -> str:

@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop, wait_until
+from tests.e2e.helpers import Running, kemu, plugins, start, stop, topology_variant, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def dns() -> Iterator[Running]:
+@pytest.fixture(scope="module", params=plugins())
+def dns(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     with open("/etc/resolv.conf", "rb") as f:
         host_resolv = f.read()
-    r = start(os.path.join(TOPOLOGIES, "dns.yaml"), "dns")
+    r = start(topology_variant("dns.yaml", tmp_path_factory.mktemp(request.param), "dns", cni=request.param), "dns")
     try:
         yield r
     finally:

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from emu.traffic.capture import Capture
-from tests.e2e.helpers import Running, kemu, wait_until
+from tests.e2e.helpers import Running, cni_of, kemu, plugins, start, stop, topology_variant, wait_until
 
 pytestmark = pytest.mark.e2e
+
+# What each pod network adds to a node (besides eth0), and the pod MTU it gives.
+NODE_LINKS = {"bridge": {"cbr0"}, "vxlan": {"cbr0", "flannel.1"}, "routed": set()}
+POD_MTU = {"bridge": 1500, "vxlan": 1450, "routed": 1500}
+VXLAN_PORT = 8472
+
+
+@pytest.fixture(scope="module", params=plugins())
+def xyz(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """Upstream's netpol layout on each pod network (this module's own `xyz`)."""
+    r = start(topology_variant("netpol-xyz.yaml", tmp_path_factory.mktemp(request.param), "xyz", cni=request.param), "xyz")
+    try:
+        yield r
+    finally:
+        stop(r)
 
 
 def pick_pair(c: Running, same_node: bool) -> tuple[str, str]:
@@ -106,7 +124,8 @@ def test_probe_filters_and_table(xyz: Running) -> None:
 def test_exec_hostname_and_exit_code(xyz: Running) -> None:
     assert xyz.exec("z/c", "hostname").stdout.strip() == "c"
     assert xyz.exec("z/c", "sh", "-c", "exit 7", check=False).returncode == 7
-    assert "cbr0" in xyz.exec("node/node-2", "ip", "-br", "link").stdout
+    links = {line.split()[0].split("@")[0] for line in xyz.exec("node/node-2", "ip", "-br", "link").stdout.splitlines()}
+    assert NODE_LINKS[cni_of(xyz)] <= links and not ({"cbr0", "flannel.1"} - NODE_LINKS[cni_of(xyz)]) & links
     missing = kemu("--cluster", "xyz", "exec", "-n", "z", "nope", "--", "true", check=False)
     assert missing.returncode == 2 and "not found" in missing.stderr
 
@@ -165,8 +184,9 @@ def test_names_on_the_machine(xyz: Running) -> None:
 
 
 def test_routes_and_links_changed_by_hand_are_restored(xyz: Running) -> None:
-    """Drift: a node's route to another node's pods deleted, its pod bridge downed by
-    someone else — kemu notices and puts them back; cross-node pod traffic flows again."""
+    """Drift: a node's route to another node's pods deleted, its pod network's link
+    (bridge, VXLAN device) downed by someone else — kemu notices and puts them back
+    (the overlay's onlink routes too); cross-node pod traffic flows again."""
     client, server = pick_pair(xyz, same_node=False)
     node = xyz.node_of(client)
     node_ns = f"kemu-{xyz.name}.{node}"
@@ -180,6 +200,84 @@ def test_routes_and_links_changed_by_hand_are_restored(xyz: Running) -> None:
         return subprocess.run(["ip", "netns", "exec", node_ns, "ip", *args], capture_output=True, text=True, check=True).stdout
 
     ip("route", "del", subnet)
-    ip("link", "set", "cbr0", "down")
-    wait_until(lambda: subnet in ip("route") and "state UP" in ip("link", "show", "cbr0"), timeout=5, what="route and bridge back")
+    links = sorted(NODE_LINKS[cni_of(xyz)])
+    for link in links:
+        ip("link", "set", link, "down")
+
+    def back() -> bool:
+        return subnet in ip("route") and all(",UP" in ip("link", "show", link) for link in links)
+
+    wait_until(back, timeout=5, what="route and links back")
     assert xyz.curl(client, f"http://{xyz.ip(server)}:80/hostname") == server.split("/")[1]
+
+
+def test_pod_mtu_and_the_largest_packet_that_crosses(xyz: Running) -> None:
+    """The pod MTU leaves room for the encapsulation: a full-size packet with DF set
+    crosses nodes; one byte more is refused by the pod's own stack (EMSGSIZE)."""
+    mtu = POD_MTU[cni_of(xyz)]
+    client, server = pick_pair(xyz, same_node=False)
+    assert f"mtu {mtu} " in xyz.exec(client, "ip", "link", "show", "eth0").stdout
+    payload = mtu - 28  # IPv4 20 + ICMP 8
+    ok = xyz.exec(client, "ping", "-M", "do", "-c", "1", "-W", "3", "-s", str(payload), xyz.ip(server), check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    big = xyz.exec(client, "ping", "-M", "do", "-c", "1", "-W", "1", "-s", str(payload + 1), xyz.ip(server), check=False)
+    assert big.returncode != 0 and "message too long" in (big.stdout + big.stderr).lower()
+
+
+@pytest.mark.parametrize(("same_node", "ttl"), [(True, 63), (False, 62)], ids=["same-node", "cross-node"])
+def test_pods_reach_each_other_through_their_nodes(xyz: Running, same_node: bool, ttl: int) -> None:
+    """Every plugin routes pod traffic through the node (no pod ARPs a neighbour pod):
+    one routing hop on the same node, two across nodes (the overlay's too — the VXLAN
+    hop is not an IP hop of the inner packet)."""
+    client, server = pick_pair(xyz, same_node)
+    out = xyz.exec(client, "ping", "-c", "1", "-W", "3", xyz.ip(server)).stdout
+    assert re.search(rf"ttl={ttl}\b", out), out
+
+
+def test_what_a_capture_on_the_node_uplink_shows(xyz: Running, tmp_path: os.PathLike[str]) -> None:
+    """Cross-node pod traffic on the node network: routed as is by bridge and routed
+    (pod IPs on the wire), encapsulated by vxlan (outer node IPs, UDP 8472, VNI 1)."""
+    from scapy.all import IP, UDP, Ether, rdpcap
+
+    cni = cni_of(xyz)
+    client, server = pick_pair(xyz, same_node=False)
+    node = xyz.node_of(client)
+    pcap = os.path.join(tmp_path, "uplink.pcap")
+    bpf = f"udp dst port {VXLAN_PORT}" if cni == "vxlan" else f"tcp dst port 80 and host {xyz.ip(server)}"
+    dump = subprocess.Popen(
+        ["ip", "netns", "exec", f"kemu-{xyz.name}.{node}", "tcpdump", "-nn", "-i", "eth0", "-c", "1", "-w", pcap, bpf],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert dump.stderr is not None and "listening on" in dump.stderr.readline()  # ready: nothing missed
+        assert xyz.curl(client, f"http://{xyz.ip(server)}:80/hostname") == server.split("/")[1]
+        dump.wait(10)
+    finally:
+        if dump.poll() is None:
+            dump.kill()
+            dump.wait()
+    (pkt,) = rdpcap(pcap)
+    if cni == "vxlan":
+        assert (pkt[IP].src, pkt[IP].dst, pkt[UDP].dport) == (xyz.node_ip(node), xyz.node_ip(xyz.node_of(server)), VXLAN_PORT)
+        vxlan = bytes(pkt[UDP].payload)
+        assert vxlan[0] & 0x08 and int.from_bytes(vxlan[4:7], "big") == 1  # the VNI flag, VNI 1
+        inner = Ether(vxlan[8:])
+        assert (inner[IP].src, inner[IP].dst) == (xyz.ip(client), xyz.ip(server))
+    else:
+        assert (pkt[IP].src, pkt[IP].dst) == (xyz.ip(client), xyz.ip(server))
+
+
+def test_a_pod_link_cut_and_restored(xyz: Running) -> None:
+    """`kemu fault link POD down` cuts the pod off; `up` brings it back — on the routed
+    plugin that means putting back the node's /32 route the kernel dropped with the link."""
+    client, server = pick_pair(xyz, same_node=False)
+    kemu("--cluster", xyz.name, "fault", "link", server, "down")
+    try:
+        assert xyz.curl(client, f"http://{xyz.ip(server)}:80/hostname", check=False) == ""
+    finally:
+        kemu("--cluster", xyz.name, "fault", "link", server, "up")
+    assert xyz.curl(client, f"http://{xyz.ip(server)}:80/hostname") == server.split("/")[1]
+    if cni_of(xyz) == "routed":
+        route = xyz.exec(f"node/{xyz.node_of(server)}", "ip", "route", "show", f"{xyz.ip(server)}/32").stdout
+        assert "scope link" in route

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from emu.traffic.capture import Capture
-from tests.e2e.helpers import Running, kemu, pod_networks, start, stop, topology_variant, variant_name
+from tests.e2e.helpers import Running, cni_of, kemu, pod_networks, start, stop, topology_variant, variant_name
 
 pytestmark = pytest.mark.e2e
 
@@ -172,9 +172,11 @@ def test_localhost_nodeports(par: Running) -> None:
     # TestNodePorts "localhost to nodePort gets masqueraded" (iptables, localhostNodePorts).
     for node in ("node-1", "node-2"):
         assert par.curl(f"node/{node}", f"http://127.0.0.1:{NODE_PORT}/hostname") == "web"
-    # Masqueraded: the endpoint (on node-2) sees node-1's address, never 127.0.0.1.
+    # Masqueraded: the endpoint (on node-2) sees an address of node-1, never 127.0.0.1 —
+    # the one its route to the endpoint leaves by: eth0's, or the VXLAN device's
+    # (10.244.0.0) on the vxlan pod network, as flannel's nodes do.
     seen = par.curl("node/node-1", f"http://127.0.0.1:{NODE_PORT}/clientip").split(":")[0]
-    assert seen == NODE_1, seen
+    assert seen == ("10.244.0.0" if cni_of(par) == "vxlan" else NODE_1), seen
     # Without endpoints the localhost NodePort is rejected like any other.
     refused_at_once(par, "node/node-1", "tcp", "127.0.0.1", EMPTY_NODE_PORT)
 

@@ -68,10 +68,20 @@ class VxlanCNI(BridgeCNI):
         dev = node.index(DEVICE)
         ipr.addr("add", index=dev, address=vtep_ip(addr), prefixlen=32)
         ipr.link("set", index=dev, state="up")
+        self.repair_node(node, addr)
+        for other in self.plan.nodes:
+            if other.name != addr.name:
+                ipr.route("add", dst=other.pod_cidr, gateway=vtep_ip(other), oif=dev, flags=RTNH_F_ONLINK)
+
+    def repair_node(self, node: NsHandle, addr: NodeAddr) -> None:
+        """Each peer's neighbour and FDB entries (replace: idempotent). A downed
+        flannel.1 loses its neighbour entries (its permanent FDB entries stay)."""
+        dev = node.index(DEVICE)
         for other in self.plan.nodes:
             if other.name == addr.name:
                 continue
             peer, peer_mac = vtep_ip(other), mac_for(vtep_ip(other))
-            ipr.neigh("replace", ifindex=dev, dst=peer, lladdr=peer_mac, state=NUD_PERMANENT)
-            ipr.fdb("append", ifindex=dev, lladdr=peer_mac, dst=other.ip, state=NUD_PERMANENT, flags=NTF_SELF, family=socket.AF_BRIDGE)
-            ipr.route("add", dst=other.pod_cidr, gateway=peer, oif=dev, flags=RTNH_F_ONLINK)
+            node.ipr.neigh("replace", ifindex=dev, dst=peer, lladdr=peer_mac, state=NUD_PERMANENT)
+            node.ipr.fdb(
+                "replace", ifindex=dev, lladdr=peer_mac, dst=other.ip, state=NUD_PERMANENT, flags=NTF_SELF, family=socket.AF_BRIDGE
+            )
