@@ -59,6 +59,8 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=2)
     ap.add_argument("--runs", type=int, default=21)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--sort", default="cumtime", help="the profile's order (cumtime, tottime, ...)")
+    ap.add_argument("--lines", type=int, default=30, help="the profile's length")
     args = ap.parse_args()
     raise_fd_limit()
     c = Cluster(lab.config(NAME, args.nodes, 1, (80,)))
@@ -85,7 +87,7 @@ def main() -> int:
         print(f"  Cluster.apply, end to end      median {statistics.median(times):7.2f} ms  (min {min(times):.2f}, max {max(times):.2f})")
         print(f"  of which each node's proxy     median {statistics.median(proxy):7.2f} ms  (its compile share, render, transaction)")
         if prof:
-            pstats.Stats(prof).sort_stats("cumtime").print_stats(30)
+            pstats.Stats(prof).sort_stats(args.sort).print_stats(args.lines)
     finally:
         c.down()
     return 0

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from emu.cluster import system
-from emu.controllers.endpointslices import Snapshot
+from emu.controllers.changelog import Snapshot
 from emu.controllers.ipam import AddressPlan
 from emu.dataplane.ownership import Record
 from emu.dns import records, upstream
@@ -148,8 +148,8 @@ class RecordCache:
     ) -> bool:
         """Take a sync's inputs; whether what the records are rebuilt on changed."""
         changed = self._snaps[0].changed(services) | self._snaps[1].changed(statuses) | self._snaps[2].changed(slices)
-        keys = list(services)
-        if keys != self._order:
+        keys = self._order if self._snaps[0].same_order else list(services)  # the log says: no Service came or went
+        if keys is not self._order and keys != self._order:
             if not self._ordered(keys):
                 self._reset()
                 changed = set(keys)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from emu.controllers.endpointslices import Snapshot
+from emu.controllers.changelog import Snapshot
 from emu.controllers.owned import Event as ControllerEvent
 from emu.dataplane.node_sync import SyncObserver
 from emu.digest import short_hash

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from emu.controllers.endpointslices import Snapshot
+from emu.controllers.changelog import Snapshot
 from emu.errors import KemuError
 from emu.gateway import deploy, haproxy, haproxy_ctl
 from emu.gateway.conditions import merge_conditions

@@ -11,6 +11,7 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
+from emu.controllers.changelog import LoggedDict
 from emu.controllers.endpointslices import ZONE_LABEL, SliceCache
 from emu.controllers.ipam import AddressPlan
 from emu.dataplane import netns
@@ -46,7 +47,7 @@ class ServicePlane:
         self.loop = loop
         self.proxiers = {n: Proxier(h.name, backend, netfilter) for n, h in nodes.items()}
         self.announcer = Announcer(nodes)
-        self.slices: dict[str, list[EndpointSlice]] = {}
+        self.slices: LoggedDict[str, list[EndpointSlice]] = LoggedDict()  # kept: readers follow its change log
         self._slice_cache = SliceCache()
         self._manual: dict[str, list[EndpointSlice]] = {}  # selector-less Services' slices, as last given
         self._special: dict[str, Service] = {}  # LoadBalancers and Services with externalIPs
@@ -71,8 +72,7 @@ class ServicePlane:
         zones = {n.name: n.labels.get(ZONE_LABEL, "") for n in self.addr.nodes}
         slices = self._slices(services, manual, pods, zones)
         self.slices = slices
-        svc_list = list(services.values())
-        self.compiler.update(svc_list, statuses, slices)  # once: what changed since the last sync
+        self.compiler.update(services, statuses, slices)  # once: what changed since the last sync
         for n in self.addr.nodes:
             change = self.compiler.plan(n.name, (n.ip,), self.pod_cidr)
             self.plans[n.name] = change.plan
@@ -92,10 +92,10 @@ class ServicePlane:
 
     def _slices(
         self, services: dict[str, Service], manual: dict[str, EndpointSlice], pods: list[PodView], zones: dict[str, str]
-    ) -> dict[str, list[EndpointSlice]]:
+    ) -> LoggedDict[str, list[EndpointSlice]]:
         """Every Service's slices: the controller's (cached, see SliceCache) and, for
-        selector-less Services, the user's own. Unchanged lists stay the same objects, and
-        the dict itself when nothing changed."""
+        selector-less Services, the user's own. One dict, changed in place where lists
+        changed (unchanged lists stay the same objects)."""
         redo = self._slice_cache.update(services, pods, zones)
         own: dict[str, list[EndpointSlice]] = {}
         for sl in manual.values():
@@ -106,10 +106,16 @@ class ServicePlane:
             before = self._manual.get(key)
             if before == lst:
                 own[key] = before
-        if not redo and own.keys() == self._manual.keys() and all(own[k] is self._manual[k] for k in own):
-            return self.slices
+        redo |= {k for k in own.keys() | self._manual.keys() if own.get(k) is not self._manual.get(k)}
         self._manual = own
-        return {**self._slice_cache.slices, **own}
+        cached = self._slice_cache.slices
+        for key in redo:  # as {**cached, **own}, in place: only the keys that changed
+            got = own.get(key, cached.get(key))
+            if got is None:
+                self.slices.pop(key, None)
+            else:
+                self.slices[key] = got
+        return self.slices
 
     def _sync_external_routes(self, services: list[Service], statuses: dict[str, Any]) -> None:
         """An on-link route per externalIP on every node, as for the Service range: a

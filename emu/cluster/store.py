@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from emu.cluster import admission
+from emu.cluster.changes import Changes as Changes  # re-exported: callers take it from here
 from emu.config import registry
 from emu.config.cluster import SYSTEM_NAMESPACES
 from emu.controllers import service_alloc
+from emu.controllers.changelog import LoggedDict
 from emu.controllers.manager import WORKLOAD_KINDS, ControllerManager
-from emu.controllers.owned import Event
 from emu.controllers.scheduler import node_infos
 from emu.errors import NotFoundError, Problem, ValidationError
 from emu.model.objects import (
@@ -58,42 +59,16 @@ def object_key(obj: Any) -> str:
 
 
 @dataclass
-class Changes:
-    create: list[Pod] = field(default_factory=list)
-    delete: list[Pod] = field(default_factory=list)
-    update: list[Pod] = field(default_factory=list)  # pods whose labels/annotations changed
-    results: list[tuple[str, str, str, str]] = field(default_factory=list)  # (kind, namespace, name, verb) as kubectl prints
-    statuses: list[tuple[str, str]] = field(default_factory=list)  # (kind, key) whose status changed
-    events: list[Event] = field(default_factory=list)
-
-    def merge(self, other: Changes) -> None:
-        self.create += other.create
-        self.delete += other.delete
-        self.update += other.update
-        self.results += other.results
-        self.statuses += [s for s in other.statuses if s not in self.statuses]
-        self.events += other.events
-
-    def net(self) -> Changes:
-        """A pod created and deleted within one change never reaches the runtime."""
-        made = {id(p) for p in self.create}
-        both = {id(p) for p in self.delete if id(p) in made}
-        if both:
-            self.create = [p for p in self.create if id(p) not in both]
-            self.delete = [p for p in self.delete if id(p) not in both]
-        return self
-
-
-@dataclass
 class Store:
     spec: ClusterSpec
     started: float = 0.0  # when the system namespaces were created
     namespaces: dict[str, Namespace] = field(default_factory=dict)
     pods: dict[str, Pod] = field(default_factory=dict)  # "ns/name", in creation order
     workloads: dict[tuple[str, str], Workload] = field(default_factory=dict)  # (kind, "ns/name")
-    services: dict[str, Service] = field(default_factory=dict)
+    # Change-logged: the service plane, DNS and gateways look at what changed since they last did.
+    services: dict[str, Service] = field(default_factory=LoggedDict)
     endpoint_slices: dict[str, EndpointSlice] = field(default_factory=dict)  # manual ones
-    service_status: dict[str, ServiceStatus] = field(default_factory=dict)
+    service_status: dict[str, ServiceStatus] = field(default_factory=LoggedDict)
     network_policies: dict[str, NetworkPolicy] = field(default_factory=dict)
     others: dict[tuple[str, str, str], Unstructured] = field(default_factory=dict)  # (kind, namespace, name)
     created: dict[tuple[str, str], float] = field(default_factory=dict)  # (kind, key) → creation time
@@ -180,18 +155,15 @@ class Store:
 
     # --- apply ---------------------------------------------------------------------------
 
-    def admit(self, parsed: ParsedManifests) -> dict[str, ServiceStatus] | None:
+    def admit(self, parsed: ParsedManifests) -> dict[str, ServiceStatus | None] | None:
         """The API server's admission, checked before anything changes; the Services'
-        new allocations (None if no Service changes)."""
+        changed allocations (None if no Service changes)."""
         admission.check(self, parsed)
         changed = [obj for _, obj in parsed.order if isinstance(obj, Service) and self.services.get(obj.key) != obj]
         if not changed:
             return None  # looked up one by one: a Service applied unchanged costs nothing at 10,000
-        services = dict(self.services)
-        for obj in changed:
-            services[obj.key] = obj
         # Raises with the API server's messages; only returns when all fit.
-        return service_alloc.allocate(self.spec, list(services.values()), self.service_status, parsed.where)
+        return service_alloc.allocate_changes(self.spec, self.services, changed, self.service_status, parsed.where)
 
     def apply(self, parsed: ParsedManifests, now: float = 0.0) -> Changes:
         statuses = self.admit(parsed)
@@ -199,8 +171,11 @@ class Store:
         for _, obj in parsed.order:
             verb = self._put(obj, now, changes)
             changes.results.append((kind_of(obj), obj.meta.namespace, obj.meta.name, verb))
-        if statuses is not None:
-            self.service_status = statuses
+        for key, st in (statuses or {}).items():  # in place: readers follow the change log
+            if st is None:
+                self.service_status.pop(key, None)
+            else:
+                self.service_status[key] = st
         changes.merge(self._controllers(now))
         return changes.net()
 
@@ -209,6 +184,8 @@ class Store:
         old = self.find(kind, obj.meta.namespace, obj.meta.name)
         if isinstance(obj, (Pod, Workload)) and old is not None and old.owner and not obj.owner:
             obj = dataclasses.replace(obj, owner=old.owner)  # its controller still owns it
+        if old == obj:
+            return "unchanged"  # the stored object stays: readers that compare by identity see no change
         if isinstance(obj, Pod) and old is not None and obj.meta != old.meta:
             changes.update.append(obj)
         if old is None:
@@ -223,7 +200,7 @@ class Store:
             # metadata.generation counts spec changes (Gateway API's observedGeneration follows it).
             self.generation[(kind, key)] = self.generation.get((kind, key), 0) + 1
         self._store(obj)
-        return "created" if old is None else "unchanged" if old == obj else "configured"
+        return "created" if old is None else "configured"
 
     def _store(self, obj: Any) -> None:
         kind = kind_of(obj)

@@ -9,10 +9,9 @@ pod), at most 100 per slice; a Service with no endpoints keeps one empty slice.
 from __future__ import annotations
 
 import hashlib
-import operator
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
+from emu.controllers.changelog import LoggedDict, Snapshot
 from emu.model.objects import Meta, PodSpec, PodView
 from emu.model.services import (
     CONTROLLER_NAME,
@@ -79,42 +78,6 @@ def slices_for(svc: Service, pods: list[PodView], node_zones: dict[str, str]) ->
     return out
 
 
-def moved(new: Sequence[Any], old: Sequence[Any], block: int = 256) -> list[int]:
-    """Positions where two lists of the same length hold objects that differ, cheaply
-    when few do: blocks compare at C speed (identity first), only unequal blocks are
-    looked into (an equal object in another's place counts as unchanged: every user
-    here computes from values)."""
-    out: list[int] = []
-    for start in range(0, len(new), block):
-        a, b = new[start : start + block], old[start : start + block]
-        if a != b:
-            out += (start + i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x is not y and x != y)
-    return out
-
-
-class Snapshot:
-    """A mapping's keys and values as last seen, compared at C speed: list equality looks
-    at identity first, and a store's dict (or one built the same way every sync) keeps
-    its order, so an unchanged mapping of 10,000 entries costs microseconds."""
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-        self.values: list[Any] = []
-
-    def changed(self, new: Mapping[str, Any], differ: Callable[[Any, Any], bool] = operator.is_not) -> set[str]:
-        """Keys that came, went or whose values are other objects and `differ`; then
-        remember `new`."""
-        keys, values = list(new), list(new.values())
-        old_values = self.values
-        if keys == self.keys:
-            out = set() if values == old_values else {keys[i] for i in moved(values, old_values) if differ(values[i], old_values[i])}
-        else:
-            old = dict(zip(self.keys, old_values, strict=True))
-            out = {k for k in new.keys() | old.keys() if k not in new or k not in old or (new[k] is not old[k] and differ(new[k], old[k]))}
-        self.keys, self.values = keys, values
-        return out
-
-
 Selector = tuple[tuple[str, str], ...]
 
 
@@ -137,7 +100,7 @@ class SliceCache:
         # against each distinct selector once, not against every Service.
         self._selectors: dict[str, dict[Selector, set[str]]] = {}
         self._selector_of: dict[str, tuple[str, Selector]] = {}
-        self.slices: dict[str, list[EndpointSlice]] = {}
+        self.slices: LoggedDict[str, list[EndpointSlice]] = LoggedDict()  # readers may keep a cursor
         self.services_changed: set[str] = set()
 
     def update(self, services: Mapping[str, Service], pods: list[PodView], zones: dict[str, str]) -> set[str]:

@@ -11,9 +11,10 @@ pool, as MetalLB's controller assigns them; an exhausted pool leaves the Service
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TypeVar
 
+from emu.controllers.changelog import LoggedDict
 from emu.controllers.lb_pool import pool_addresses
 from emu.controllers.service_alloc_memo import _LOCK, _MEMOS, _Memo
 from emu.controllers.service_ranges import NODE_PORT_MAX, NODE_PORT_MIN, RESERVED_OFFSETS, port_key
@@ -36,7 +37,7 @@ def _next_free(it: Iterator[_T], used: set[_T]) -> _T | None:
 def allocate(
     spec: ClusterSpec,
     services: list[Service],
-    old: dict[str, ServiceStatus],
+    old: Mapping[str, ServiceStatus],
     where: dict[str, tuple[str, str]] | None = None,
 ) -> dict[str, ServiceStatus]:
     """Statuses for every Service in `services` (the complete desired set).
@@ -61,10 +62,42 @@ def allocate(
         return out
 
 
+def allocate_changes(
+    spec: ClusterSpec,
+    current: Mapping[str, Service],
+    proposed: list[Service],
+    old: Mapping[str, ServiceStatus],
+    where: dict[str, tuple[str, str]] | None = None,
+) -> dict[str, ServiceStatus | None]:
+    """`allocate` for the Services of `current` with `proposed` put in (a changed one in
+    its place, new ones last), as changes to `old`: key → its new status (None: it has
+    none any more). With the store's LoggedDicts this costs what changed (see the memo)."""
+    if isinstance(current, LoggedDict) and isinstance(old, LoggedDict):
+        with _LOCK:
+            memo = _MEMOS.get(id(spec))
+            if memo is not None and memo.spec is spec:
+                got = memo.allocate_keyed(current, proposed, old)
+                if got is not None:
+                    return dict(got)
+    services = dict(current)
+    for svc in proposed:
+        services[svc.key] = svc
+    full = allocate(spec, list(services.values()), old, where)
+    out: dict[str, ServiceStatus | None] = {k: st for k, st in full.items() if (was := old.get(k)) is not st and was != st}
+    out.update((k, None) for k in old if k not in full)
+    if isinstance(current, LoggedDict) and isinstance(old, LoggedDict):
+        with _LOCK:
+            memo = _MEMOS.get(id(spec))
+            if memo is not None and memo.spec is spec:
+                touched = list(dict.fromkeys(s.key for s in proposed))
+                memo.mark(current, old, [k for k in touched if k not in current], touched, out)
+    return out
+
+
 def _allocate_full(
     spec: ClusterSpec,
     services: list[Service],
-    old: dict[str, ServiceStatus],
+    old: Mapping[str, ServiceStatus],
     where: dict[str, tuple[str, str]] | None = None,
 ) -> dict[str, ServiceStatus]:
     where = where or {}

@@ -12,10 +12,10 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import threading
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from emu.controllers.endpointslices import moved
+from emu.controllers.changelog import LoggedDict, moved
 from emu.controllers.lb_pool import pool_addresses
 from emu.controllers.service_ranges import NODE_PORT_MAX, NODE_PORT_MIN, RESERVED_OFFSETS, port_key
 from emu.model.objects import ClusterSpec
@@ -86,6 +86,18 @@ def _missing(svc: Service, st: ServiceStatus) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _Cursor:
+    services: LoggedDict[str, Service]
+    seq: int
+    shapes: int
+    statuses: LoggedDict[str, ServiceStatus]
+    statuses_seq: int
+    new_keys: list[str]  # keys the last result added (the store inserts them last, in order)
+    touched: set[str]  # keys whose Service the last result set
+    touched_st: set[str]  # keys whose status the last result changed
+
+
 @dataclass
 class _Entry:
     svc: Service
@@ -103,9 +115,9 @@ class _Memo:
         self.services: list[Service] = []
         self.keys: list[str] = []
         self.entries: dict[str, _Entry] = {}
+        self.pos: dict[str, int] = {}  # key → its place in `services`
         self.snap: dict[str, ServiceStatus] = {}  # the last result (a copy: callers may change theirs)
-        self.snap_keys: list[str] = []
-        self.snap_values: list[ServiceStatus] = []
+        self.cursor: _Cursor | None = None  # where the store's mappings stood at the last result
         self.counts: dict[Claim, int] = {}
         self.pending: set[str] = set()  # keys of entries not stable
         # Every candidate below a floor is taken (a hint where the lowest free one is).
@@ -129,7 +141,8 @@ class _Memo:
         if len(memo.entries) != len(services) or any(n > 1 for n in memo.counts.values()):
             return None
         memo.services, memo.keys = list(services), [s.key for s in services]
-        memo.snap, memo.snap_keys, memo.snap_values = dict(out), list(out), list(out.values())
+        memo.pos = {k: i for i, k in enumerate(memo.keys)}
+        memo.snap = dict(out)
         return memo
 
     def _changes(self, services: list[Service]) -> tuple[list[int], list[str], list[str]] | None:
@@ -153,8 +166,9 @@ class _Memo:
         redo = [i for i, (k, s) in enumerate(zip(keys, services, strict=True)) if k not in self.entries or self.entries[k].svc is not s]
         return redo, [k for k in self.keys if k not in present], keys
 
-    def allocate(self, services: list[Service], old: dict[str, ServiceStatus]) -> dict[str, ServiceStatus] | None:
+    def allocate(self, services: list[Service], old: Mapping[str, ServiceStatus]) -> dict[str, ServiceStatus] | None:
         """A full run's result, or None where the memo cannot tell it (run in full)."""
+        self.cursor = None
         changes = self._changes(services)
         if changes is None:
             return None
@@ -165,23 +179,103 @@ class _Memo:
                 redo[k] = services.index(self.entries[k].svc)
         if len(redo) + len(gone) > 256:
             return None  # a full run costs about the same
-        if list(old) != self.snap_keys or list(old.values()) != self.snap_values:  # C speed, identity first
+        if old != self.snap:  # C speed, identity first
             same = (k for k in self.entries if k not in redo and k not in gone)
             if any(old.get(k) != self.entries[k].status for k in same):
                 return None
+        done = self._solve([(k, services[i]) for k, i in sorted(redo.items(), key=lambda kv: kv[1])], gone, old)
+        if done is None:
+            return None
+        if gone or len(keys) != len(self.keys):
+            self.pos = {k: i for i, k in enumerate(keys)}
+        self.services, self.keys = list(services), keys
+        return dict(self.snap)
+
+    def allocate_keyed(
+        self, current: LoggedDict[str, Service], proposed: list[Service], old: LoggedDict[str, ServiceStatus]
+    ) -> dict[str, ServiceStatus] | None:
+        """`allocate` for `current` with `proposed` put in (in place; new keys last), as
+        the statuses that changed, in O(changes): the change logs of `current` and `old`
+        since the last result say what else changed. None: not provable here."""
+        cur, self.cursor = self.cursor, None
+        if cur is None or cur.services is not current or cur.statuses is not old:
+            return None
+        logged, logged_st = current.since(cur.seq), old.since(cur.statuses_seq)
+        if logged is None or logged_st is None or len(logged) + len(logged_st) + len(cur.touched) + len(cur.touched_st) > 1024:
+            return None  # not logged that far back, or so much changed that comparing every Service costs less
+        n_new = len(cur.new_keys)
+        if current.shapes - cur.shapes != n_new or len(current) != len(self.keys):
+            return None  # a Service came or went besides the last result's new ones: by list
+        if n_new and list(itertools.islice(reversed(current), n_new)) != cur.new_keys[::-1]:
+            return None
+        # Keys not named here hold what the memo has (see `mark`).
+        want = {svc.key: svc for svc in proposed}
+        redo: dict[str, int] = {}
+        new: list[str] = []
+        for k in itertools.chain(want, logged, cur.touched):
+            svc = want.get(k) or current.get(k)
+            e = self.entries.get(k)
+            if e is None:
+                if k not in want or k in current:
+                    return None
+                if k not in redo:
+                    redo[k] = len(self.keys) + len(new)
+                    new.append(k)
+            elif svc is None:
+                return None
+            elif svc is not e.svc:
+                redo[k] = self.pos[k]
+        for k in self.pending:
+            redo.setdefault(k, self.pos[k])
+        if len(redo) > 256:
+            return None
+        if any(
+            k in self.entries and k not in redo and old.get(k) != self.entries[k].status for k in itertools.chain(logged_st, cur.touched_st)
+        ):
+            return None
+        order = sorted(redo.items(), key=lambda kv: kv[1])
+        before = {k: old.get(k) for k, _ in order}
+        done = self._solve([(k, want.get(k) or current[k]) for k, _ in order], [], old)
+        if done is None:
+            return None
+        for k, i in order:
+            if i < len(self.services):
+                self.services[i] = self.entries[k].svc
+        self.services += [self.entries[k].svc for k in new]
+        self.keys += new
+        self.pos.update((k, i) for k, i in order)
+        changed = {k: st for k, st in done.items() if before[k] != st}
+        self.mark(current, old, new, want.keys() | redo.keys(), changed.keys())
+        return changed
+
+    def mark(
+        self,
+        current: LoggedDict[str, Service],
+        old: LoggedDict[str, ServiceStatus],
+        new_keys: list[str],
+        touched: Iterable[str],
+        touched_st: Iterable[str],
+    ) -> None:
+        """Where the store's mappings stand as the last result is made: `current` and
+        `old` before the store applies it (`new_keys` inserted last, the Services at
+        `touched` and statuses at `touched_st` set), every other entry as the memo has it."""
+        self.cursor = _Cursor(current, current.seq, current.shapes, old, old.seq, list(new_keys), set(touched), set(touched_st))
+
+    def _solve(self, redo: list[tuple[str, Service]], gone: list[str], old: Mapping[str, ServiceStatus]) -> dict[str, ServiceStatus] | None:
+        """Passes 1 and 2 for the Services in `redo` (in the Services' order), those at
+        `gone` dropped; their statuses, committed; None: a full run must tell."""
         delta: dict[Claim, int] = {}
-        for k in itertools.chain(gone, redo):
+        for k in itertools.chain(gone, (k for k, _ in redo)):
             for c in self.entries[k].claims if k in self.entries else ():
                 delta[c] = delta.get(c, 0) - 1
-        first: list[tuple[int, Service, ServiceStatus]] = []
-        for k, i in sorted(redo.items(), key=lambda kv: kv[1]):
-            svc = services[i]
+        first: list[tuple[Service, ServiceStatus]] = []
+        for k, svc in redo:
             st, claims, ok = _pass1(svc, old.get(k, ServiceStatus()), self.net, self.pool_index)
             if not ok:
                 return None
             for c in claims:
                 delta[c] = delta.get(c, 0) + 1
-            first.append((i, svc, st))
+            first.append((svc, st))
         counts = self.counts
         if any(d > 0 and counts.get(c, 0) + d > 1 for c, d in delta.items()):
             return None  # a value claimed twice: a problem or a silent share, a full run says which
@@ -193,16 +287,12 @@ class _Memo:
                 if at is not None:
                     floors[kind] = min(floors[kind], at)
         done: dict[str, ServiceStatus] = {}
-        for _, svc, st in first:
+        for svc, st in first:
             got = self._pass2(svc, st, delta, floors)
             if got is None:
                 return None
             before = self.entries.get(svc.key)
             done[svc.key] = before.status if before is not None and before.status == got else got
-        out = dict(self.snap)
-        for k in gone:
-            del out[k]
-        out.update(done)
         # Commit.
         for c, d in delta.items():
             n = counts.get(c, 0) + d
@@ -212,16 +302,17 @@ class _Memo:
                 counts.pop(c, None)
         for k in gone:
             del self.entries[k]
+            del self.snap[k]
             self.pending.discard(k)
-        for k, st in done.items():
-            e = self.entries[k] = self.entry(services[redo[k]], st)
+        for (k, svc), st in zip(redo, done.values(), strict=True):
+            e = self.entries[k] = self.entry(svc, st)
             if e.stable:
                 self.pending.discard(k)
             else:
                 self.pending.add(k)
-        self.floors, self.services, self.keys = floors, list(services), keys
-        self.snap, self.snap_keys, self.snap_values = dict(out), list(out), list(out.values())
-        return out
+        self.snap.update(done)  # in the Services' order: new ones come last, in order
+        self.floors = floors
+        return done
 
     def _position(self, kind: str, value: object) -> int | None:
         """Where a value stands among its kind's candidates (for the floors)."""

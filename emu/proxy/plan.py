@@ -12,10 +12,10 @@ import bisect
 import hashlib
 import itertools
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from emu.controllers.endpointslices import Snapshot
+from emu.controllers.changelog import Snapshot
 from emu.controllers.service_ranges import port_key
 from emu.model.services import EndpointSlice, Service, ServiceStatus
 
@@ -210,37 +210,55 @@ class PlanCompiler:
         self._list: list[Service] = []
         self._list_keys: list[str] = []
         self._by_key: dict[str, Service] = {}
-        self._statuses, self._slices = Snapshot(), Snapshot()
+        self._services, self._statuses, self._slices = Snapshot(), Snapshot(), Snapshot()
         self._entries: dict[str, _Entry] = {}  # proxied Services only
         self._order: list[str] = []  # their keys, sorted
         self._nodes: dict[str, _NodeState] = {}
         self._raw: tuple[list[Service], dict[str, ServiceStatus], dict[str, list[EndpointSlice]]] | None = None
+        self._keyed = False  # Services came by key (a mapping), not as a list
 
     def compile(
         self,
         node: str,
         node_ips: tuple[str, ...],
         pod_cidr: str,
-        services: list[Service],
-        statuses: dict[str, ServiceStatus],
-        slices: dict[str, list[EndpointSlice]],
+        services: list[Service] | Mapping[str, Service],
+        statuses: Mapping[str, ServiceStatus],
+        slices: Mapping[str, list[EndpointSlice]],
     ) -> PlanChange:
         """`update` then `plan`, for one node."""
         self.update(services, statuses, slices)
         return self.plan(node, node_ips, pod_cidr)
 
-    def update(self, services: list[Service], statuses: dict[str, ServiceStatus], slices: dict[str, list[EndpointSlice]]) -> None:
-        changed = self._changed_services(services)
-        if changed is None:
-            # Two Services share a key: plan() gives compile_plan's output, nothing is kept.
-            self._reset()
-            self._raw = (list(services), dict(statuses), dict(slices))
-            return
+    def update(
+        self,
+        services: list[Service] | Mapping[str, Service],
+        statuses: Mapping[str, ServiceStatus],
+        slices: Mapping[str, list[EndpointSlice]],
+    ) -> None:
+        """Take a sync's inputs. Services by key (the store's mapping: with a LoggedDict
+        for each input, this costs what changed) or as a list (compared in full)."""
+        if isinstance(services, Mapping):
+            if not self._keyed:
+                self._reset()  # a list last time: start again by key
+                self._keyed = True
+            changed = self._services.changed(services)
+            by_key: Mapping[str, Service] = services
+        else:
+            if self._keyed:
+                self._reset()
+            got = self._changed_services(services)
+            if got is None:
+                # Two Services share a key: plan() gives compile_plan's output, nothing is kept.
+                self._reset()
+                self._raw = (list(services), dict(statuses), dict(slices))
+                return
+            changed, by_key = got, self._by_key
         self._raw = None
-        changed |= self._statuses.changed(statuses, operator.is_not) & self._by_key.keys()
-        changed |= self._slices.changed(slices, operator.ne) & self._by_key.keys()
+        changed |= self._statuses.changed(statuses, operator.is_not) & by_key.keys()
+        changed |= self._slices.changed(slices, operator.ne) & by_key.keys()
         for key in changed:
-            self._compile(key, statuses.get(key), slices.get(key, []))
+            self._compile(by_key.get(key), key, statuses.get(key), slices.get(key, []))
         self._reorder(changed)
         for state in self._nodes.values():
             state.pending |= changed
@@ -273,8 +291,7 @@ class PlanCompiler:
         self._previous[node] = plan
         return PlanChange(plan, previous, changed)
 
-    def _compile(self, key: str, st: ServiceStatus | None, slices: list[EndpointSlice]) -> None:
-        svc = self._by_key.get(key)
+    def _compile(self, svc: Service | None, key: str, st: ServiceStatus | None, slices: list[EndpointSlice]) -> None:
         if svc is None or st is None or not _proxied(svc, st):
             self._entries.pop(key, None)
             return

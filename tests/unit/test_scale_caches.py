@@ -4,6 +4,8 @@ allocations, DNS records, the gateways' service ports, the change detection itse
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,8 +14,9 @@ from hypothesis import strategies as st
 
 from emu.cluster.dns import RecordCache
 from emu.cluster.gateways import ServicePorts, service_ports
-from emu.controllers.endpointslices import SliceCache, Snapshot, moved, slices_for
-from emu.controllers.service_alloc import _allocate_full, allocate
+from emu.controllers.changelog import LoggedDict, Snapshot, moved
+from emu.controllers.endpointslices import SliceCache, slices_for
+from emu.controllers.service_alloc import _allocate_full, allocate, allocate_changes
 from emu.dns.records import build_index
 from emu.errors import ValidationError
 from emu.model.objects import ClusterSpec, Container, ContainerPort, Meta, NodeDecl, PodSpec, PodView
@@ -25,6 +28,17 @@ NAMES = ["a", "b", "c", "d", "e", "f"]
 NAMESPACES = ["x", "y"]
 
 
+class ShortLog(LoggedDict[Any, Any]):
+    """A log cut short early: readers that fall behind must notice and compare in full."""
+
+    keep = 2
+
+
+# The store's mappings are change-logged; the caches must give the same with plain dicts
+# (compared in full), with logged ones (asked what changed) and with logs cut short.
+MAPPINGS: list[Callable[[], dict[Any, Any]]] = [dict, LoggedDict, ShortLog]
+
+
 def put(d: dict[str, Any], key: str, value: Any) -> None:
     """As the store does: a changed object keeps its place, a new one goes last."""
     d[key] = value
@@ -33,24 +47,85 @@ def put(d: dict[str, Any], key: str, value: Any) -> None:
 # --- Snapshot, moved -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("make", MAPPINGS)
 @given(st.data())
 @SETTINGS
-def test_snapshot_reports_what_changed(data: st.DataObject) -> None:
-    snap = Snapshot()
-    current: dict[str, object] = {}
-    last: dict[str, object] = {}
+def test_snapshot_reports_what_changed(make: Callable[[], dict[str, object]], data: st.DataObject) -> None:
+    # Two readers of one mapping: one looks at every step, the other only now and then.
+    snaps = [Snapshot(), Snapshot()]
+    current = make()
+    lasts: list[dict[str, object]] = [{}, {}]
     objs = [object() for _ in range(4)]
-    for _ in range(data.draw(st.integers(1, 8))):
-        for k in data.draw(st.lists(st.sampled_from(NAMES), max_size=3)):
-            if data.draw(st.booleans()):
-                current.pop(k, None)
-            else:
+    for step in range(data.draw(st.integers(1, 10))):
+        for k in data.draw(st.lists(st.sampled_from(NAMES), max_size=4)):
+            how = data.draw(st.sampled_from(["put", "pop", "del", "update", "setdefault", "popitem", "ior", "again"]))
+            if how == "put":
                 put(current, k, data.draw(st.sampled_from(objs)))
-        if data.draw(st.booleans()):  # another order, same contents
-            current = dict(sorted(current.items(), reverse=data.draw(st.booleans())))
-        want = {k for k in current.keys() | last.keys() if current.get(k, 0) is not last.get(k, 0)}
-        assert snap.changed(current) == want
-        last = dict(current)
+            elif how == "pop":
+                current.pop(k, None)
+            elif how == "del" and k in current:
+                del current[k]
+            elif how == "update":
+                current.update({k: data.draw(st.sampled_from(objs))})
+            elif how == "setdefault":
+                current.setdefault(k, data.draw(st.sampled_from(objs)))
+            elif how == "popitem" and current:
+                current.popitem()
+            elif how == "ior":
+                current |= {k: data.draw(st.sampled_from(objs))}
+            elif how == "again" and k in current:  # gone and back: another place in the order
+                current[k] = current.pop(k)
+        if data.draw(st.integers(0, 5)) == 0:
+            current.clear()
+        if data.draw(st.integers(0, 5)) == 0:  # another mapping, same contents, maybe another order
+            items = sorted(current.items(), reverse=data.draw(st.booleans()))
+            current = make()
+            current.update(items)
+        for i, snap in enumerate(snaps):
+            if i and step and data.draw(st.booleans()):
+                continue  # this reader sits the step out
+            last = lasts[i]
+            want = {k for k in current.keys() | last.keys() if current.get(k, 0) is not last.get(k, 0)}
+            assert snap.changed(current) == want
+            if snap.same_order:
+                assert list(current) == list(last) or set(current) != set(last)
+            lasts[i] = dict(current)
+
+
+def test_snapshot_same_order_follows_the_keys() -> None:
+    d: LoggedDict[str, int] = LoggedDict(a=1, b=2)
+    snap = Snapshot()
+    snap.changed(d)
+    d["a"] = 3  # in place: the order stands
+    assert snap.changed(d) == {"a"} and snap.same_order
+    d["a"] = d.pop("a")  # gone and back, at the end now
+    assert snap.changed(d) == set() and not snap.same_order
+
+
+def test_logged_dict_logs_every_change() -> None:
+    d: LoggedDict[str, int] = LoggedDict({"a": 1})
+    start = d.seq
+    d["b"] = 2
+    d["b"] = 2  # the same object: no change
+    d.update(c=3)
+    d |= {"e": 5}
+    d.setdefault("f", 6)
+    d.setdefault("f", 7)  # there already: no change
+    del d["a"]
+    d.pop("b")
+    d.pop("zz", None)
+    key, _ = d.popitem()
+    assert d.since(start) == ["b", "c", "e", "f", "a", "b", key]
+    assert d.shapes == 7 and d.shaped_since(start)
+    mark = d.seq
+    d.clear()
+    assert sorted(d.since(mark) or []) == ["c", "e"] and not d
+    copied = __import__("copy").copy(LoggedDict(x=1))
+    assert isinstance(copied, LoggedDict) and copied == {"x": 1} and copied.since(0) == []
+    short = ShortLog()
+    for i in range(10):
+        short["k"] = i
+    assert short.since(0) is None and short.since(short.seq) == []  # cut short behind a reader
 
 
 @given(st.lists(st.integers(0, 3), max_size=700), st.data())
@@ -101,11 +176,12 @@ def a_pod(data: st.DataObject, key: str) -> PodView:
 KEYS = [f"{ns}/{n}" for ns in NAMESPACES for n in NAMES[:4]]
 
 
+@pytest.mark.parametrize("make", MAPPINGS)
 @given(st.data())
 @SETTINGS
-def test_slice_cache_equals_slices_for(data: st.DataObject) -> None:
+def test_slice_cache_equals_slices_for(make: Callable[[], dict[str, Any]], data: st.DataObject) -> None:
     cache = SliceCache()
-    services: dict[str, Service] = {}
+    services: dict[str, Service] = make()
     pods: dict[str, PodView] = {}
     zones = {"n1": "z1", "n2": "z2"}
     for _ in range(data.draw(st.integers(1, 12))):
@@ -187,6 +263,55 @@ def test_allocate_equals_a_full_run(data: st.DataObject) -> None:
             services, statuses = proposed, got
 
 
+@pytest.mark.parametrize("make", MAPPINGS)
+@given(st.data())
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_allocate_changes_equals_a_full_run(make: Callable[[], dict[str, Any]], data: st.DataObject) -> None:
+    # As the store uses it: its mappings changed in place with the changes given back.
+    spec = ClusterSpec("t", service_cidr="10.96.0.0/28", lb_pool=("172.30.0.240-172.30.0.242",), nodes=(NodeDecl("n1"),))
+    services: dict[str, Service] = make()
+    statuses: dict[str, ServiceStatus] = make()
+    for _ in range(data.draw(st.integers(1, 16))):
+        what = data.draw(st.sampled_from(["apply", "apply", "apply", "delete", "relabel", "back", "drop", "half"]))
+        if what == "delete" and services:  # `kemu delete`: the store drops both, no allocation
+            key = data.draw(st.sampled_from(sorted(services)))
+            del services[key]
+            statuses.pop(key, None)
+            continue
+        if what == "back" and services:  # gone and back: last in the order now
+            key = data.draw(st.sampled_from(sorted(services)))
+            services[key] = services.pop(key)
+            continue
+        if what == "relabel" and services:  # `kemu label`: another object, no allocation
+            key = data.draw(st.sampled_from(sorted(services)))
+            services[key] = dataclasses.replace(services[key], meta=Meta(services[key].meta.name, "default", {"l": "x"}))
+            continue
+        proposed = [an_alloc_service(data, name) for name in data.draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=3))]
+        merged = dict(services)
+        for svc in proposed:
+            merged[svc.key] = svc
+        want = outcome(_allocate_full, spec, list(merged.values()), dict(statuses))
+        got = outcome(allocate_changes, spec, services, proposed, statuses)
+        if isinstance(want, tuple):
+            assert got == want
+            continue
+        assert isinstance(got, dict)
+        if what == "drop":  # admitted, then not stored (another object failed): the next must notice
+            continue
+        for svc in proposed:
+            services[svc.key] = svc
+        if what == "half":  # the Services stored, not their statuses: the next must notice
+            continue
+        before = dict(statuses)
+        for k, st_ in got.items():
+            if st_ is None:
+                statuses.pop(k, None)
+            else:
+                statuses[k] = st_
+        assert dict(statuses) == want
+        assert all(before.get(k) != st_ for k, st_ in got.items())  # only what changed was given
+
+
 def test_allocate_keeps_unchanged_statuses_and_takes_the_lowest_free() -> None:
     spec = ClusterSpec("t", nodes=(NodeDecl("n1"),))
     svcs = [Service(Meta(f"s{i}", "default"), type="NodePort", ports=(ServicePort(80),)) for i in range(300)]
@@ -241,18 +366,19 @@ def a_dns_pod(data: st.DataObject, ns: str, i: int) -> PodView:
     return PodView(ns, f"p{i}", {}, data.draw(st.sampled_from(POD_IPS)), "n1", spec)
 
 
+@pytest.mark.parametrize("make", MAPPINGS)
 @given(st.data())
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_record_cache_equals_build_index(data: st.DataObject) -> None:
+def test_record_cache_equals_build_index(make: Callable[[], dict[str, Any]], data: st.DataObject) -> None:
     cache = RecordCache(ZONE, TTL, SVC_CIDR, POD_CIDR, DNS_IP)
-    services: dict[str, Service] = {}
-    statuses: dict[str, ServiceStatus] = {}
-    slices: dict[str, list[EndpointSlice]] = {}
+    services: dict[str, Service] = make()
+    statuses: dict[str, ServiceStatus] = make()
+    slices: dict[str, list[EndpointSlice]] = make()
     pods: dict[str, PodView] = {}
     namespaces = ["default"]
     next_ip = 20
     for serial in range(1, data.draw(st.integers(2, 25))):
-        what = data.draw(st.sampled_from(["svc", "svc", "svc-", "status", "slices", "pod", "pod-", "ns", "order"]))
+        what = data.draw(st.sampled_from(["svc", "svc", "svc-", "status", "slices", "pod", "pod-", "ns", "order", "back"]))
         key = data.draw(st.sampled_from(KEYS))
         if what == "svc":
             put(services, key, a_dns_service(data, key))
@@ -277,7 +403,11 @@ def test_record_cache_equals_build_index(data: st.DataObject) -> None:
         elif what == "ns":
             namespaces = data.draw(st.lists(st.sampled_from(["default", "x", "z"]), max_size=3))
         elif what == "order":  # another order: the cache starts again
-            services = dict(reversed(services.items()))
+            items = list(reversed(services.items()))
+            services = make()
+            services.update(items)
+        elif what == "back" and key in services:  # gone and back in one change: last in the order now
+            services[key] = services.pop(key)
         pod_list = list(pods.values())
         cache.note(services, statuses, slices, pod_list, namespaces)
         cache.refresh(services, statuses, slices)
@@ -325,6 +455,30 @@ def test_record_cache_keeps_the_services_order_in_a_shared_name() -> None:
     )
 
 
+def test_record_cache_follows_a_service_gone_and_back() -> None:
+    # A Service deleted and applied again is last in the order: its line in a name it
+    # shares comes last now (the change log says a key came or went: the order is read).
+    cache = RecordCache(ZONE, TTL, SVC_CIDR, POD_CIDR, DNS_IP)
+    svcs: LoggedDict[str, Service] = LoggedDict()
+    statuses: LoggedDict[str, ServiceStatus] = LoggedDict()
+    slices: LoggedDict[str, list[EndpointSlice]] = LoggedDict()
+    ep = Endpoint(("10.244.1.5",), EndpointConditions(ready=True), target_ref="default/p")
+    for i, n in enumerate(("a", "b")):
+        svcs[f"default/{n}"] = Service(Meta(n, "default"), ports=(ServicePort(80),), selector={})
+        statuses[f"default/{n}"] = ServiceStatus(f"10.96.0.{20 + i}")
+        slices[f"default/{n}"] = [EndpointSlice(Meta(n, "default"), (ep,), (EndpointPort(80),))]
+    for serial in (1, 2):
+        if serial == 2:
+            svcs["default/a"] = svcs.pop("default/a")
+        cache.note(svcs, statuses, slices, [], ["default"])
+        cache.refresh(svcs, statuses, slices)
+        want = build_index(
+            svcs.values(), statuses, slices, zone=ZONE, ttl=TTL, service_cidr=SVC_CIDR, pod_cidr=POD_CIDR, dns_ip=DNS_IP, serial=serial
+        )
+        assert cache.index(serial) == want
+    assert want.records["5.1.244.10.in-addr.arpa"].startswith("PTR 10-244-1-5.b.")
+
+
 def test_record_cache_writes_nothing_when_a_change_leaves_the_records() -> None:
     cache = RecordCache(ZONE, TTL, SVC_CIDR, POD_CIDR, DNS_IP)
     svcs = {f"default/s{i}": Service(Meta(f"s{i}", "default"), ports=(ServicePort(80, target_port=80),)) for i in range(50)}
@@ -345,12 +499,13 @@ def test_record_cache_writes_nothing_when_a_change_leaves_the_records() -> None:
 # --- the gateways' view of Services ----------------------------------------------------------
 
 
+@pytest.mark.parametrize("make", MAPPINGS)
 @given(st.data())
 @SETTINGS
-def test_service_ports_cache_equals_service_ports(data: st.DataObject) -> None:
+def test_service_ports_cache_equals_service_ports(make: Callable[[], dict[str, Any]], data: st.DataObject) -> None:
     cache = ServicePorts()
-    services: dict[str, Service] = {}
-    slices: dict[str, list[EndpointSlice]] = {}
+    services: dict[str, Service] = make()
+    slices: dict[str, list[EndpointSlice]] = make()
     for _ in range(data.draw(st.integers(1, 10))):
         key = data.draw(st.sampled_from(KEYS))
         what = data.draw(st.sampled_from(["svc", "svc-", "slices", "none"]))
