@@ -49,9 +49,10 @@ def pod_networks() -> list[Any]:
     return [pytest.param(pair, id=f"{pair[0]}-{pair[1]}") for pair in pairs]
 
 
-def plugins() -> list[str]:
-    """The pod networks a suite that does not depend on the proxy backend runs over."""
-    return chosen_plugins() or list(PLUGINS)
+def plugins(default: tuple[str, ...] = PLUGINS) -> list[str]:
+    """The pod networks a suite that does not depend on the proxy backend runs over:
+    `default` in `make test` (a subset where the suite is long), or KEMU_E2E_CNI's."""
+    return chosen_plugins() or list(default)
 
 
 def cni_of(c: Running) -> str:

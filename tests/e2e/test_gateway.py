@@ -20,7 +20,7 @@ import yaml
 
 from emu.gateway.testing import self_signed_certificate, tls_secret
 from tests.e2e.gateway_client import Answer, Ask, ask_all, curl_argv, write_docs
-from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop, wait_until
+from tests.e2e.helpers import Running, kemu, plugins, start, stop, topology_variant, wait_until
 from tests.unit.gateway_tables import ALL_ROWS, DATA, INFRA, MISDIRECTED, MISDIRECTED_MANIFEST, WEB, Row
 
 pytestmark = pytest.mark.e2e
@@ -35,9 +35,9 @@ def _docs(path: str, without: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and d.get("kind") not in without]
 
 
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    c = start(os.path.join(TOPOLOGIES, "gateway.yaml"), NAME)
+@pytest.fixture(scope="module", params=plugins(("bridge", "vxlan")))
+def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    c = start(topology_variant("gateway.yaml", tmp_path_factory.mktemp(f"{request.param}-topo"), NAME, cni=request.param), NAME)
     try:
         tmp = str(tmp_path_factory.mktemp("gw"))
         cert, key = self_signed_certificate(HOSTS)

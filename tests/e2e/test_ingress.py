@@ -14,7 +14,7 @@ import pytest
 
 from emu.gateway.testing import echo_backend, self_signed_certificate, tls_secret
 from tests.e2e.gateway_client import Ask, ask_all, write_docs
-from tests.e2e.helpers import TOPOLOGIES, Running, kemu, start, stop, wait_until
+from tests.e2e.helpers import Running, kemu, plugins, start, stop, topology_variant, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -34,9 +34,9 @@ SERVICES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def ing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    c = start(os.path.join(TOPOLOGIES, "gateway.yaml"), NAME)
+@pytest.fixture(scope="module", params=plugins(("bridge", "routed")))
+def ing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    c = start(topology_variant("gateway.yaml", tmp_path_factory.mktemp(f"{request.param}-topo"), NAME, cni=request.param), NAME)
     try:
         tmp = tmp_path_factory.mktemp("ing")
         cert, key = self_signed_certificate(["foo.bar.com"])
