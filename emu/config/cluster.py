@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 from emu.config.schema import AnyValue, Bool, Int, Labels, List, Obj, Report, Str, cidr, dns_label, dns_subdomain, join, label_key
+from emu.model.durations import parse_go_duration
 from emu.model.objects import ClusterSpec, DNSSpec, ExternalHostDecl, Manifests, NodeDecl, Taint
-from emu.workloads.go_http import parse_go_duration
 
 CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CNIS = ("bridge", "vxlan", "routed")  # emu/dataplane/cni/, one module each

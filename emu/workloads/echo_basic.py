@@ -33,13 +33,13 @@ from http import HTTPStatus
 from json.encoder import encode_basestring  # C-accelerated
 from urllib.parse import parse_qs
 
+from emu.model.durations import parse_go_duration
 from emu.workloads.go_http import (
     _TOKEN,
     MAX_HEAD,
     Request,
     clean_path,
     http_response,
-    parse_go_duration,
     parse_head,
     redirect,
     request_path,

@@ -3,7 +3,7 @@
 What a Go server does before and after its handler: parse a request head as net/http
 does (canonical header names, exactly one Host, Connection and Transfer-Encoding
 handling, Content-Length checks, Expect: 100-continue, the Pragma fix), the request URI
-as r.URL has it, ServeMux's path cleaning and its 301s, time.ParseDuration, and response
+as r.URL has it, ServeMux's path cleaning and its 301s, and response
 heads with Go's status texts, a Date and Content-Length, and the connection's fate.
 """
 
@@ -17,8 +17,6 @@ from urllib.parse import quote, unquote
 
 MAX_HEAD = 1 << 20  # Go's DefaultMaxHeaderBytes
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_DURATION_PART = re.compile(r"([0-9]*)(\.[0-9]*)?([^0-9.]*)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 _canonical: dict[str, str] = {}
@@ -35,23 +33,6 @@ def canonical_header_key(name: str) -> str | None:
         if len(_canonical) < 4096:  # the usual few names, not whatever a client invents
             _canonical[name] = key
     return key
-
-
-def parse_go_duration(text: str) -> float | None:
-    """Seconds in a Go time.ParseDuration string ("1.5s", "2h45m", "300ms"), or None."""
-    s = text[1:] if text[:1] in ("+", "-") else text
-    if s == "0":
-        return 0.0
-    total, pos = 0.0, 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        assert m is not None  # every group may be empty
-        whole, frac, unit = m.group(1), m.group(2) or "", m.group(3)
-        if (not whole and len(frac) <= 1) or unit not in _UNITS:
-            return None
-        total += float((whole or "0") + frac) * _UNITS[unit]
-        pos = m.end()
-    return (-total if text.startswith("-") else total) if s else None
 
 
 def clean_path(path: str) -> str:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from emu.model.durations import parse_go_duration
 from emu.workloads import echo_basic
 from emu.workloads.echo_basic import echo_set_headers
-from emu.workloads.go_http import Request, canonical_header_key, clean_path, parse_go_duration, parse_head
+from emu.workloads.go_http import Request, canonical_header_key, clean_path, parse_head
 
 pytestmark = pytest.mark.unit
 
