@@ -211,7 +211,7 @@ def up(src: Source, ready_timeout: float) -> tuple[str, list[str]]:
 
 def down(name: str) -> None:
     """`kemu down NAME` (also when its daemon died: cleaned up from the record); nothing if it is not running."""
-    from emu.cli.commands import cmd_down
+    from emu.cli.lifecycle_cmd import cmd_down
     from emu.dataplane.ownership import list_clusters
 
     if name in list_clusters():

@@ -26,7 +26,7 @@ from types import FrameType
 from typing import IO
 
 from emu.cli.argv import UsageError
-from emu.cli.commands import resolve_pod
+from emu.cli.resources import resolve_pod
 from emu.config import registry
 from emu.daemon.client import pick_cluster
 from emu.dataplane import names, netns

@@ -15,9 +15,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
-from emu.cli import capture_cmd, commands, fault_cmd, graph_cmd, trace_cmd
+from emu.cli import capture_cmd, change_cmd, describe_cmd, fault_cmd, get_cmd, graph_cmd, lifecycle_cmd, pod_cmd, probe_cmd, trace_cmd
 from emu.cli.argv import find_verb, parse_intermixed, split_dashdash
 from emu.dataplane import ownership
 from emu.errors import KemuError, ValidationError
@@ -26,6 +27,30 @@ log = logging.getLogger("kemu")
 
 NO_ROOT = frozenset({"validate", "api-resources"})
 COMMAND_LINE = "<command line>: "
+
+# Each command's handler: it returns what to print (str), an exit code (int) or None.
+HANDLERS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    "validate": lifecycle_cmd.cmd_validate,
+    "up": lifecycle_cmd.cmd_up,
+    "down": lifecycle_cmd.cmd_down,
+    "clean": lifecycle_cmd.cmd_clean,
+    "apply": change_cmd.cmd_apply,
+    "delete": change_cmd.cmd_delete,
+    "label": change_cmd.cmd_label,
+    "get": get_cmd.cmd_get,
+    "describe": describe_cmd.cmd_describe,
+    "logs": pod_cmd.cmd_logs,
+    "exec": pod_cmd.cmd_exec,
+    "scale": change_cmd.cmd_scale,
+    "rollout": change_cmd.cmd_rollout,
+    "api-resources": get_cmd.cmd_api_resources,
+    "explain": probe_cmd.cmd_explain,
+    "probe": probe_cmd.cmd_probe,
+    "graph": graph_cmd.cmd_graph,
+    "trace": trace_cmd.cmd_trace,
+    "fault": fault_cmd.cmd_fault,
+    "capture": capture_cmd.cmd_capture,
+}
 
 
 def _globals() -> argparse.ArgumentParser:
@@ -222,8 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         format="kemu: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    own = {"capture": capture_cmd.cmd_capture, "graph": graph_cmd.cmd_graph, "trace": trace_cmd.cmd_trace, "fault": fault_cmd.cmd_fault}
-    handler = own.get(args.cmd) or getattr(commands, "cmd_" + args.cmd.replace("-", "_"))
+    handler = HANDLERS[args.cmd]
     if args.cmd not in NO_ROOT and os.geteuid() != 0:
         print(f"kemu {args.cmd}: needs root (network namespaces); try sudo", file=sys.stderr)
         return 1

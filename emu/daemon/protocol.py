@@ -2,7 +2,7 @@
 
 A request is `{"op": OP, "args": {...}}`; the answer `{"ok": true, "result": ...}` or
 `{"ok": false, "error": TEXT, "exit_code": N}`. The shapes of each op's args and result
-are here, for the client (emu/daemon/client.py, built by emu/cli/commands.py) and the
+are here, for the client (emu/daemon/client.py, built by emu/cli/*_cmd.py) and the
 server (emu/daemon/server.py) alike. A key the server reads with `.get` is optional
 (it has a default there); JSON carries tuples as lists.
 """

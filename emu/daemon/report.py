@@ -1,6 +1,6 @@
 """Reading a detached daemon's bring-up report (its --report-fd pipe): one line per
 event, `PROGRESS phase done total`, `READY [unready pods]` or `ERROR exit_code message`.
-Shared by `kemu up -d` (emu/cli/commands.py) and the Python API (emu/api/launch.py)."""
+Shared by `kemu up -d` (emu/cli/lifecycle_cmd.py) and the Python API (emu/api/launch.py)."""
 
 from __future__ import annotations
 

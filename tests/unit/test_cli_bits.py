@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from emu.cli.commands import parse_labels
+from emu.cli.change_cmd import parse_labels
 from emu.cli.output import render
 from emu.cli.shell import Target, substitute
 from emu.errors import ValidationError

@@ -1,6 +1,6 @@
 """The commands against a fake daemon: what each one asks for, and what it prints.
 
-`emu.cli.commands.request` is replaced by a recorder that answers from a list of
+Each command module's `request` is replaced by a recorder that answers from a list of
 objects in Kubernetes' JSON shape, so this checks the protocol the CLI speaks.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from emu.cli import commands, output
+from emu.cli import change_cmd, describe_cmd, get_cmd, output, pod_cmd, resources
 from emu.cli.main import main
 from emu.config import registry
 from emu.errors import KemuError, Problem, ValidationError
@@ -85,8 +85,10 @@ class FakeDaemon:
 @pytest.fixture
 def daemon(monkeypatch: pytest.MonkeyPatch) -> FakeDaemon:
     d = FakeDaemon()
-    monkeypatch.setattr(commands, "request", d)
-    monkeypatch.setattr(commands, "pick_cluster", lambda name: "c")
+    for m in (resources, change_cmd, pod_cmd):  # the modules that ask the daemon themselves
+        monkeypatch.setattr(m, "request", d)
+    for m in (get_cmd, describe_cmd, change_cmd, pod_cmd):
+        monkeypatch.setattr(m, "pick_cluster", lambda name: "c")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(output, "clock", lambda: 0.0)
     return d
@@ -269,7 +271,7 @@ def test_logs_follow_prints_only_what_is_new(
         if len(sleeps) == 4:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(commands.time, "sleep", sleep)
+    monkeypatch.setattr(pod_cmd.time, "sleep", sleep)
     code, out, _ = run(capsys, "logs", "-f", "a")
     assert code == 130 and out == "a\nb\nc\n" and sleeps == [0.5] * 4
 
@@ -387,7 +389,7 @@ def state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
             },
         },
     }
-    monkeypatch.setattr(commands.Record, "load", staticmethod(lambda name: type("R", (), {"data": data})()))
+    monkeypatch.setattr(pod_cmd.Record, "load", staticmethod(lambda name: type("R", (), {"data": data})()))
     seen: dict[str, Any] = {}
 
     def execv(path: str, argv: list[str]) -> None:
@@ -398,9 +400,9 @@ def state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         seen["execvp"] = argv
         raise Execd
 
-    monkeypatch.setattr(commands.os, "execv", execv)
-    monkeypatch.setattr(commands.os, "execvp", execvp)
-    monkeypatch.setattr(commands.netns, "enter_process", lambda ns, host: seen.setdefault("entered", (ns, host)))
+    monkeypatch.setattr(pod_cmd.os, "execv", execv)
+    monkeypatch.setattr(pod_cmd.os, "execvp", execvp)
+    monkeypatch.setattr(pod_cmd.netns, "enter_process", lambda ns, host: seen.setdefault("entered", (ns, host)))
     return seen
 
 
@@ -443,4 +445,4 @@ def test_exec_errors(daemon: FakeDaemon, state: dict[str, Any], capsys: pytest.C
     ],
 )
 def test_follow_overlap(old: str, new: str, want: str) -> None:
-    assert commands.new_part(old, new) == want
+    assert pod_cmd.new_part(old, new) == want

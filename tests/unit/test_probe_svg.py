@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from emu.cli import commands, probe_svg
+from emu.cli import probe_cmd, probe_svg
 from emu.cli.main import main
 
 pytestmark = pytest.mark.unit
@@ -125,8 +125,8 @@ def daemon(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         calls.append(args)
         return rows(expect=bool(args.get("expect")))
 
-    monkeypatch.setattr(commands, "request", request)
-    monkeypatch.setattr(commands, "pick_cluster", lambda name: "c")
+    monkeypatch.setattr(probe_cmd, "request", request)
+    monkeypatch.setattr(probe_cmd, "pick_cluster", lambda name: "c")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     return calls
 
