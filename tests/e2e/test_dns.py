@@ -16,7 +16,7 @@ from tests.e2e.helpers import Running, kemu, plugins, start, stop, topology_vari
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module", params=plugins(("bridge", "routed")))
+@pytest.fixture(scope="module", params=plugins(("bridge",)))
 def dns(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     with open("/etc/resolv.conf", "rb") as f:
         host_resolv = f.read()

@@ -35,7 +35,7 @@ def _docs(path: str, without: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and d.get("kind") not in without]
 
 
-@pytest.fixture(scope="module", params=plugins(("bridge", "vxlan")))
+@pytest.fixture(scope="module", params=plugins(("bridge",)))
 def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     c = start(topology_variant("gateway.yaml", tmp_path_factory.mktemp(f"{request.param}-topo"), NAME, cni=request.param), NAME)
     try:

@@ -34,7 +34,7 @@ SERVICES = [
 ]
 
 
-@pytest.fixture(scope="module", params=plugins(("bridge", "routed")))
+@pytest.fixture(scope="module", params=plugins(("bridge",)))
 def ing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     c = start(topology_variant("gateway.yaml", tmp_path_factory.mktemp(f"{request.param}-topo"), NAME, cni=request.param), NAME)
     try:
