@@ -8,9 +8,6 @@ node IP (flannel's and kubenet's `ip-masq` behaviour) while pod-to-pod traffic n
 
 from __future__ import annotations
 
-import os
-import threading
-
 from emu.controllers.ipam import NodeAddr
 from emu.dataplane import rtnl
 from emu.dataplane.cni.base import CNIPlugin
@@ -21,7 +18,9 @@ from emu.dataplane.cni.common import (
     mac_for,
     masquerade_tables,
     pod_side,
+    pod_veth,
     route_via_nodes,
+    this_netns_fd,
 )
 from emu.dataplane.handles import NsHandle, write_sysctl_here
 from emu.dataplane.rtnl_socket import RtnlSocket
@@ -61,42 +60,20 @@ class BridgeCNI(CNIPlugin):
         return masquerade_tables(self.pod_cidr)
 
     def add_pod(self, pod: RtnlSocket, node: NsHandle, addr: NodeAddr, pod_ip: str, host_if: str) -> None:
-        mac = mac_for(pod_ip)
-        # Both ends get the interface index we ask for (the pod's eth0 is the first device
-        # after lo), so no lookup follows.
-        host_idx = host_index(pod_ip)
-        eth0 = POD_ETH0_INDEX
-        pod_fd = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            with node.lock:
-                br = node.index(BRIDGE)
-                node.rtnl.request(
-                    # One message makes the pair: the node end enslaved and up, the pod end
-                    # (eth0, with its MAC) created directly in the pod namespace — no
-                    # interface ever passes through the host namespace, and no slow move.
-                    rtnl.link_add_veth(
-                        host_if,
-                        "eth0",
-                        index=host_idx,
-                        peer_index=eth0,
-                        peer_address=mac,
-                        peer_netns_fd=pod_fd,
-                        master=br,
-                        up=True,
-                        mtu=self.pod_mtu,
-                    ),
-                    # Hairpin mode: a pod reaching itself through a Service is sent back out
-                    # of the port it came in by (kubelet's hairpin-mode=hairpin-veth).
-                    rtnl.bridge_port_set(host_idx, hairpin=True),
-                    # Permanent neighbour entries are exempt from the neighbour table's
-                    # gc_thresh3 limit (Linux >= 4.20), which every namespace on the machine
-                    # shares (1024 by default): with dynamic ARP, a thousand pods overflow it.
-                    rtnl.neigh_replace(br, pod_ip, mac),
-                )
-        finally:
-            os.close(pod_fd)
+        with this_netns_fd() as pod_fd, node.lock:
+            node.rtnl.request(
+                # The pair in one message (common.pod_veth): the node end enslaved to the bridge.
+                pod_veth(host_if, pod_ip, pod_fd, master=node.index(BRIDGE), mtu=self.pod_mtu),
+                # Hairpin mode: a pod reaching itself through a Service is sent back out
+                # of the port it came in by (kubelet's hairpin-mode=hairpin-veth).
+                rtnl.bridge_port_set(host_index(pod_ip), hairpin=True),
+                # Permanent neighbour entries are exempt from the neighbour table's
+                # gc_thresh3 limit (Linux >= 4.20), which every namespace on the machine
+                # shares (1024 by default): with dynamic ARP, a thousand pods overflow it.
+                rtnl.neigh_replace(node.index(BRIDGE), pod_ip, mac_for(pod_ip)),
+            )
         # A /32 with the gateway on-link (see pod_side).
-        pod.request(*pod_side(eth0, pod_ip, addr.gateway))
+        pod.request(*pod_side(POD_ETH0_INDEX, pod_ip, addr.gateway))
 
     def del_pod(self, node: NsHandle, host_if: str, pod_ip: str) -> None:
         with node.lock:

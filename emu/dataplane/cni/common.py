@@ -3,6 +3,11 @@ forwarding node, the pod's side of its veth, routes to other nodes' pod subnets.
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from emu.controllers.ipam import AddressPlan, NodeAddr
 from emu.dataplane import rtnl
 from emu.dataplane.handles import NsHandle, write_sysctl_here
@@ -18,6 +23,37 @@ HOST_INDEX_BASE = 1000  # + the last octet of the pod's IP: unique on its node
 def host_index(pod_ip: str) -> int:
     """The node-side end of a pod's veth gets this index (asked for, so no lookup follows)."""
     return HOST_INDEX_BASE + int(pod_ip.rsplit(".", 1)[1])
+
+
+@contextmanager
+def this_netns_fd() -> Iterator[int]:
+    """An fd of the calling thread's network namespace (the new pod's, in add_pod)."""
+    fd = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def pod_veth(
+    host_if: str, pod_ip: str, pod_fd: int, *, master: int | None = None, mtu: int | None = None, address: str | None = None
+) -> rtnl.Request:
+    """A pod's veth pair in one message: the node end `host_if` (up, at host_index, with
+    its master, MTU and MAC if given; `mtu` applies to both ends), the pod end eth0 with the pod's MAC created directly
+    in the pod namespace — no interface ever passes through the host namespace, and no
+    slow move."""
+    return rtnl.link_add_veth(
+        host_if,
+        "eth0",
+        index=host_index(pod_ip),
+        peer_index=POD_ETH0_INDEX,
+        peer_address=mac_for(pod_ip),
+        peer_netns_fd=pod_fd,
+        up=True,
+        master=master,
+        mtu=mtu,
+        address=address,
+    )
 
 
 def mac_for(ip: str) -> str:

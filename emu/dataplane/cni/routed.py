@@ -17,13 +17,21 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import os
-import threading
 
 from emu.controllers.ipam import NodeAddr
 from emu.dataplane import rtnl
 from emu.dataplane.cni.base import CNIPlugin
-from emu.dataplane.cni.common import POD_ETH0_INDEX, forwarding_node_here, host_index, mac_for, masquerade_tables, pod_side, route_via_nodes
+from emu.dataplane.cni.common import (
+    POD_ETH0_INDEX,
+    forwarding_node_here,
+    host_index,
+    mac_for,
+    masquerade_tables,
+    pod_side,
+    pod_veth,
+    route_via_nodes,
+    this_netns_fd,
+)
 from emu.dataplane.handles import NsHandle
 from emu.dataplane.rtnl_socket import RtnlSocket
 
@@ -49,28 +57,14 @@ class RoutedCNI(CNIPlugin):
         return masquerade_tables(self.pod_cidr)
 
     def add_pod(self, pod: RtnlSocket, node: NsHandle, addr: NodeAddr, pod_ip: str, host_if: str) -> None:
-        eth0 = POD_ETH0_INDEX
-        pod_fd = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            with node.lock:
-                node.rtnl.request(
-                    # The pair in one message (see bridge.py); the node end takes the
-                    # gateway's MAC, which the pod resolves its gateway to.
-                    rtnl.link_add_veth(
-                        host_if,
-                        "eth0",
-                        index=host_index(pod_ip),
-                        peer_index=eth0,
-                        peer_address=mac_for(pod_ip),
-                        peer_netns_fd=pod_fd,
-                        up=True,
-                        address=mac_for(addr.gateway),
-                    ),
-                    *_node_side(host_if, pod_ip),
-                )
-        finally:
-            os.close(pod_fd)
-        pod.request(*pod_side(eth0, pod_ip, addr.gateway))
+        with this_netns_fd() as pod_fd, node.lock:
+            node.rtnl.request(
+                # The pair in one message (common.pod_veth); the node end takes the
+                # gateway's MAC, which the pod resolves its gateway to.
+                pod_veth(host_if, pod_ip, pod_fd, address=mac_for(addr.gateway)),
+                *_node_side(host_if, pod_ip),
+            )
+        pod.request(*pod_side(POD_ETH0_INDEX, pod_ip, addr.gateway))
 
     def pod_link_up(self, node: NsHandle, host_if: str, pod_ip: str) -> None:
         with node.lock:
