@@ -50,7 +50,8 @@ class PodEnvironment:
         files = {"resolv.conf": pod_dns.resolv_conf(self.dns, st.pod.meta.namespace, spec.raw, spec.host_network)}
         if not st.host_network:  # a host-network pod sees its node's /etc/hosts
             files["hosts"] = pod_dns.hosts_file(st.ip, self._hostname(st.pod), st.pod.meta.namespace, spec.raw, self.dns.domain)
-        etcfiles.write(st.etc_dir, files)
+        # A host-network pod's directory is in the store already; others link into it.
+        etcfiles.write(st.etc_dir, files, None if st.host_network else self.record.data.get("etc_store"))
 
     def etc_dir_for(self, pod: Pod, netns_name: str) -> str:
         if pod.spec.host_network:

@@ -77,12 +77,15 @@ class ClusterStartup:
             True, system.dns_service_ip(self.spec), self.spec.dns.cluster_domain, up_ip, (UPSTREAM_DOMAIN,)
         )
         members = {**self.network.nodes, **self.network.hosts}
+        store = os.path.join(self.record.dir, "etc")
+        self.record.update(etc_store=store)  # recorded before it is mounted
+        etcfiles.mount_store(store)
         etcfiles.ensure_parent()
         self.record.add_etc_dirs([netns.etc_dir(h.name) for h in members.values()])
         ips = {n.name: n.ip for n in self.plan.nodes} | {h.name: h.ip for h in self.plan.hosts}
         for name, h in members.items():
             hosts = f"127.0.0.1\tlocalhost\n{ips[name]}\t{name}.{UPSTREAM_DOMAIN}\t{name}\n"
-            etcfiles.write(netns.etc_dir(h.name), {"resolv.conf": pod_dns.node_resolv_conf(self.kubelet.dns), "hosts": hosts})
+            etcfiles.write(netns.etc_dir(h.name), {"resolv.conf": pod_dns.node_resolv_conf(self.kubelet.dns), "hosts": hosts}, store)
         # The servers find records from their first moment (the empty cluster's).
         self.dns.sync({}, {}, {}, [], list(self.store.namespaces), [])
         return self.dns.manifests()

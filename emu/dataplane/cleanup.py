@@ -49,10 +49,14 @@ def clean_cluster(record: Record, keep_daemon: bool = False) -> list[str]:
         netns.delete(name)
         removed.append(f"netns {name}")
     for directory in record.data.get("etc_dirs", []):
-        if os.path.isdir(directory):
+        if os.path.lexists(directory):
             etcfiles.remove(directory)
             removed.append(f"directory {directory}")
     etcfiles.release_parent()
+    store = record.data.get("etc_store")
+    if store and os.path.ismount(store):
+        etcfiles.release_store(store)
+        removed.append(f"tmpfs {store}")
     if record.data.get("made_run_netns"):
         netns.release_run_dir(record.data["made_run_netns"])
     record.remove()

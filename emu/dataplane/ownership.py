@@ -72,6 +72,7 @@ class Record:
             "processes": [],
             "made_run_netns": [],
             "etc_dirs": [],  # per-namespace /etc files kemu wrote (resolv.conf, hosts)
+            "etc_store": "",  # the tmpfs they live in (etcfiles.mount_store)
             "pods": {},
             "nodes": {},
             "hosts": {},

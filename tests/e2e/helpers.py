@@ -91,6 +91,8 @@ def leftovers(cluster: str) -> list[str]:
     found = [f"netns {n}" for n in netns_list() if n == f"kemu-{cluster}" or n.startswith(f"kemu-{cluster}.")]
     if os.path.exists(f"/run/kemu/{cluster}"):
         found.append(f"/run/kemu/{cluster}")
+    if os.path.isdir("/etc/netns"):  # resolv.conf and hosts of its namespaces (links into its tmpfs)
+        found += [f"/etc/netns/{n}" for n in os.listdir("/etc/netns") if n == f"kemu-{cluster}" or n.startswith(f"kemu-{cluster}.")]
     return found
 
 

@@ -27,7 +27,8 @@ def dns(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         stop(r)
         with open("/etc/resolv.conf", "rb") as f:
             assert f.read() == host_resolv  # the host's resolver configuration is never touched
-        assert not os.path.exists("/etc/netns/kemu-dns.a.toolbox")
+        assert not os.path.lexists("/etc/netns/kemu-dns.a.toolbox")
+        assert not os.path.ismount("/run/kemu/dns/etc")  # the files' tmpfs went with the cluster
 
 
 def dig(c: Running, pod: str, *args: str) -> str:
@@ -62,6 +63,10 @@ def test_each_pod_sees_its_resolv_conf_and_hosts(dns: Running) -> None:
 
     via_ip = subprocess.run(["ip", "netns", "exec", "kemu-dns.a.toolbox", "cat", "/etc/resolv.conf"], capture_output=True, text=True)
     assert via_ip.stdout == resolv
+    # The files live in the cluster's own tmpfs; /etc/netns/NAME links there (etcfiles.py).
+    link = "/etc/netns/kemu-dns.a.toolbox"
+    assert os.path.islink(link) and os.path.realpath(link) == "/run/kemu/dns/etc/kemu-dns.a.toolbox"
+    assert os.path.ismount("/run/kemu/dns/etc")
     hosts = dns.exec("a/named", "cat", "/etc/hosts").stdout
     ip = dns.ip("a/named")
     assert f"{ip}\thost-1.sub.a.svc.cluster.local\thost-1" in hosts

@@ -6,6 +6,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emu.cluster.events import EventRecorder, Involved, ServiceWatch, record_controller_events, sync_observer
 from emu.controllers.owned import Event as ControllerEvent
@@ -125,3 +127,38 @@ def test_service_watch_reports_ready_endpoint_changes_and_lb_announcements() -> 
         ("nodeAssigned", 'announcing from node "node-2" with protocol "layer2"'),
         ("EndpointsChanged", "no ready endpoints"),
     ]
+
+
+def _reference(records: list[tuple[int, int]], limit: int) -> list[tuple[str, str, int, int]]:
+    """The correlator as written first: scan the last 50 stored events for an equal one."""
+    stored: list[list] = []
+    seq = 0
+    for obj, reason in records:
+        seq += 1
+        key = (f"pod-{obj}", f"R{reason}")
+        for i in range(len(stored) - 1, max(-1, len(stored) - 50), -1):
+            if stored[i][0] == key:
+                old = stored.pop(i)
+                stored.append([key, old[1] + 1, seq])
+                break
+        else:
+            stored.append([key, 1, seq])
+        del stored[: max(0, len(stored) - limit)]
+    return [(k[0], k[1], count, s) for k, count, s in stored]
+
+
+@given(
+    records=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 2)), max_size=300),
+    limit=st.integers(1, 80),
+)
+@settings(max_examples=200, deadline=None)
+def test_repeats_are_found_as_by_a_scan_of_the_recent_past(records: list[tuple[int, int]], limit: int) -> None:
+    # The recorder looks for a repeat only when an equal event is stored (a dict of keys);
+    # what it stores must be what the plain scan of the last 50 stores, with eviction.
+    rec = EventRecorder(limit=limit, clock=Clock())
+    for obj, reason in records:
+        rec.record(Involved("Pod", f"pod-{obj}", "default"), f"R{reason}", "m", "kubelet")
+    got = [(e.involved.name, e.reason, e.count, e.seq) for e in rec.since(0)]
+    assert got == _reference(records, limit)
+    assert len({e.name for e in rec.since(0)}) == len(got)  # names stay unique
+    assert len(rec._latest) <= limit  # the index forgets what the limit dropped
