@@ -40,6 +40,13 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C's default disposition in the child: a CI runner may start us with SIGINT
+    ignored, which children inherit and Python then leaves alone (no KeyboardInterrupt);
+    a user at a terminal has the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _helpers_of(cluster: str) -> list[str]:
     """Scapy helper processes still running in the cluster's namespaces."""
     found = []
@@ -87,7 +94,13 @@ def test_waits(kemu_cluster):
 """
     )
     proc = subprocess.Popen(
-        _pytest("-q", "test_cut.py"), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        _pytest("-q", "test_cut.py"),
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_as_from_a_terminal,
     )
     try:
         wait_until(started.exists, timeout=180, what="the cluster to come up and the second test to start")
@@ -127,7 +140,9 @@ def test_ctrl_c_during_bring_up_leaves_nothing(tmp_path: pathlib.Path) -> None:
     assert not leftovers(name), f"machine not clean before the test: {leftovers(name)}"
     script = tmp_path / "up.py"
     script.write_text(f"import emu\nemu.up({NEVER_READY!r}, ready_timeout=120)\nprint('returned')\n")
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_as_from_a_terminal
+    )
     try:
         wait_until(lambda: os.path.exists(f"/run/kemu/{name}/state.json"), timeout=60, what="the bring-up to start")
         time.sleep(1.0)  # into the wait for readiness
