@@ -27,7 +27,6 @@ STORE_FS = "kemu-etc"  # the tmpfs's source name, as `findmnt` shows it
 STORE_SIZE = "64m"  # ~8 KiB a pod: room for thousands
 
 _libc = ctypes.CDLL(None, use_errno=True)
-MNT_DETACH = 2
 
 
 def ensure_parent() -> None:
@@ -53,7 +52,7 @@ def release_store(store: str) -> None:
     """Unmount the store (lazily: a process that still has a file open keeps it) and
     remove its mount point."""
     if os.path.ismount(store):
-        if _libc.umount2(store.encode(), MNT_DETACH) != 0:
+        if _libc.umount2(store.encode(), netns.MNT_DETACH) != 0:
             err = ctypes.get_errno()
             raise DataplaneError(f"umount {store}: {os.strerror(err)}")
     try:
