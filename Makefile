@@ -17,7 +17,7 @@ test: setup
 	$(RUFF) check emu tests bench
 	$(RUFF) format --check emu tests bench
 	$(VENV)/bin/mypy
-	$(PYTEST) -q tests
+	$(PYTEST) -q --durations=30 tests
 
 unit: setup
 	$(PYTEST) -q -m unit tests
