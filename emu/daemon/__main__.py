@@ -45,7 +45,20 @@ def main() -> int:
         report.write(f"ERROR 1 {json.dumps(f'{type(e).__name__}: {e}')}\n")
         return 1
     # From now on nobody reads our stdout/stderr: everything goes to the log file.
-    logf = os.open(os.path.join(hosted.cluster.record.dir, "daemon.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log_path = os.path.join(hosted.cluster.record.dir, "daemon.log")
+    try:
+        logf = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as e:
+        # The record directory went while we came up: `kemu clean` (which takes every
+        # cluster down) ran meanwhile. Say so in one line and unwind what is left.
+        report.write(
+            f"ERROR 1 {json.dumps(f'cluster {hosted.cluster.name}: cannot open {log_path}: {e.strerror} (was `kemu clean` run while it came up?)')}\n"
+        )
+        try:
+            hosted.stop()
+        except Exception as down_error:  # noqa: BLE001 - the error above is the one to report
+            logging.getLogger("emu.daemon").warning("taking cluster %s down: %s", hosted.cluster.name, down_error)
+        return 1
     os.dup2(logf, 1)
     os.dup2(logf, 2)
     os.close(logf)
