@@ -64,6 +64,33 @@ def only_types(*types: int) -> bytes:
     return b"".join(struct.pack("=HBBI", *ins) for ins in prog)
 
 
+def _be(value: int, fmt: str) -> int:
+    """A host-order field as classic BPF loads it (absolute loads are big-endian)."""
+    return int.from_bytes(struct.pack(fmt, value), "big")
+
+
+def types_and_indexes(always: tuple[int, ...], indexed: tuple[int, ...], indexes: tuple[int, ...]) -> bytes:
+    """A socket filter passing messages of the `always` types, and messages of the
+    `indexed` types (link messages: struct ifinfomsg) about one of `indexes`."""
+    n_idx = len(indexes)
+    n_types = len(always) + len(indexed)
+    if n_types + n_idx > 250:
+        raise ValueError("too many types and indexes for one filter (jump offsets are 8 bits)")
+    # ldh [4]; jeq per `always` type → accept; jeq per `indexed` type → ld [20]; ja → drop;
+    # ld [20]; jeq per index → accept; drop; accept. Offsets count from the next instruction.
+    prog = [(0x28, 0, 0, 4)]  # ldh [4]: nlmsg_type
+    for i, t in enumerate(always):
+        prog.append((0x15, n_types - i + 1 + n_idx + 1, 0, _be(t, "=H")))  # → accept
+    for j, t in enumerate(indexed):
+        prog.append((0x15, len(indexed) - j, 0, _be(t, "=H")))  # → ld [20]
+    prog.append((0x05, 0, 0, n_idx + 1))  # ja → drop
+    prog.append((0x20, 0, 0, 16 + 4))  # ld [20]: ifi_index, after nlmsghdr and family/type
+    for k, idx in enumerate(indexes):
+        prog.append((0x15, n_idx - k, 0, _be(idx, "=i")))  # → accept
+    prog += [(0x06, 0, 0, 0), (0x06, 0, 0, 0xFFFFFFFF)]  # drop; accept
+    return b"".join(struct.pack("=HBBI", *ins) for ins in prog)
+
+
 def _attach(s: socket.socket, prog: bytes) -> None:
     buf = ctypes.create_string_buffer(prog)
     fprog = struct.pack("HL", len(prog) // 8, ctypes.addressof(buf))  # struct sock_fprog
@@ -89,8 +116,8 @@ class NetlinkWatch:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def watch(self, name: str, fd: int) -> None:
-        """Start watching the namespace open at `fd`."""
+    def watch(self, name: str, fd: int, bpf: bytes | None = None) -> None:
+        """Start watching the namespace open at `fd` (`bpf`: this socket's own filter)."""
         netns.set_thread_netns(fd)
         try:
             s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, self._protocol)
@@ -101,8 +128,9 @@ class NetlinkWatch:
             s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)  # root only
         except OSError:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        if self._bpf is not None:
-            _attach(s, self._bpf)
+        prog = bpf if bpf is not None else self._bpf
+        if prog is not None:
+            _attach(s, prog)
         s.bind((0, 0))
         for g in self._groups:
             s.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, g)
