@@ -4,8 +4,9 @@
     sudo .venv/bin/python bench/bringup.py N M [--runs K] [--no-mininet] [--no-ip-batch]
 
 Prints, for kemu: time until every pod is Ready and reachable (a TCP connection from
-node 1's namespace to port 80 of every pod), time to tear down, peak RSS of the process,
-and the kernel memory the cluster holds (MemAvailable before and after bring-up).
+node 1's namespace to port 80 of every pod), the CPU the kemu process used until then
+(user + system, all its threads: less noisy than wall time on a busy machine), time to
+tear down, peak RSS of the process, and the kernel memory the cluster holds (MemAvailable before and after bring-up).
 The references:
 - the kernel's own cost: the same namespaces, veth pairs (pod end made in the pod's
   namespace), bridge ports with hairpin, addresses, routes and permanent neighbours, made
@@ -170,6 +171,7 @@ def mem_available_kib() -> int:
 def bench_kemu(nodes: int, per_node: int, name: str = "bench", cni: str = "bridge") -> dict[str, float]:
     raise_fd_limit()
     mem0 = mem_available_kib()
+    cpu0 = _cpu()
     t0 = time.perf_counter()
     c = Cluster(lab.config(name, nodes, per_node, (80,), cni))
     try:
@@ -183,6 +185,7 @@ def bench_kemu(nodes: int, per_node: int, name: str = "bench", cni: str = "bridg
         results = c.server.call(run_matrix([Client("node-1", fd)], targets, 5.0), timeout=120)
         os.close(fd)
         t_up = time.perf_counter() - t0
+        cpu_up = _cpu() - cpu0
         bad = [r for r in results if not r.connected]
         if bad:
             raise SystemExit(f"{len(bad)} pods unreachable, e.g. {bad[0]}")
@@ -192,7 +195,12 @@ def bench_kemu(nodes: int, per_node: int, name: str = "bench", cni: str = "bridg
         c.down()
         t_down = time.perf_counter() - t1
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"built": t_built, "up": t_up, "down": t_down, "rss": peak, "kernel": mem_cluster}
+    return {"built": t_built, "up": t_up, "cpu": cpu_up, "down": t_down, "rss": peak, "kernel": mem_cluster}
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 MININET_CHILD = """
@@ -255,7 +263,10 @@ def main() -> int:
         settle()
         k = bench_kemu(n, m)
         ks.append(k)
-        print(f"kemu{tag}: built {k['built']:.2f} s, Ready and reachable {k['up']:.2f} s, down {k['down']:.2f} s", flush=True)
+        print(
+            f"kemu{tag}: built {k['built']:.2f} s, Ready and reachable {k['up']:.2f} s (CPU {k['cpu']:.2f} s), down {k['down']:.2f} s",
+            flush=True,
+        )
         if not args.no_mininet:
             settle()
             r = bench_mininet(n * m)
@@ -268,6 +279,7 @@ def main() -> int:
     print(f"kemu: {n} nodes x {m} pods = {n * m} pods ({what})")
     print(f"  namespaces and links built   {_median(ks, 'built'):7.2f} s")
     print(f"  all Ready and reachable      {_median(ks, 'up'):7.2f} s")
+    print(f"    CPU used until then        {_median(ks, 'cpu'):7.2f} s (user + system, kemu process)")
     print(f"  torn down                    {_median(ks, 'down'):7.2f} s")
     print(f"  peak RSS (kemu process)      {max(k['rss'] for k in ks):7.0f} MiB")
     print(f"  kernel memory held (approx)  {_median(ks, 'kernel'):7.0f} MiB")
