@@ -126,14 +126,13 @@ class EventRecorder:
         host: str = "",
     ) -> None:
         now = self._clock()
-        ev = Event(involved, "Warning" if warning else "Normal", reason, message, component, host, now, now)
-        key = _key(ev)
+        typ = "Warning" if warning else "Normal"
+        key = (involved, typ, reason, message, component, host)  # _key of the event below
         with self._cond:
             self._seq += 1
+            ev: Event | None = None
             # Most events are new (a pod's Scheduled, Started…): the scan runs only when an
-            # equal one is stored at all (1,000 pods' start scanned 200,000 pairs). A new
-            # one is named as client-go names them: the object's name, the time in hex
-            # nanoseconds (plus the sequence number: two in one clock tick differ).
+            # equal one is stored at all (1,000 pods' start scanned 200,000 pairs).
             if key in self._latest:
                 for i in range(len(self._events) - 1, max(-1, len(self._events) - 50), -1):
                     old = self._events[i]  # the recent past only: repeats come close together
@@ -141,8 +140,11 @@ class EventRecorder:
                         del self._events[i]
                         ev = replace(old, last=now, count=old.count + 1, seq=self._seq)
                         break
-            if not ev.seq:  # new, not a repeat
-                ev = replace(ev, seq=self._seq, name=f"{involved.name}.{int(now * 1e9) + self._seq:x}")
+            if ev is None:
+                # A new one is named as client-go names them: the object's name, the time in
+                # hex nanoseconds (plus the sequence number: two in one clock tick differ).
+                name = f"{involved.name}.{int(now * 1e9) + self._seq:x}"
+                ev = Event(involved, typ, reason, message, component, host, now, now, seq=self._seq, name=name)
             self._append(key, ev)
             self._cond.notify_all()
 

@@ -88,10 +88,11 @@ class PodEnvironment:
         env = st.env.get(c.name, {})
         if processes.ECHO_BASIC in (c.image or "") and any(env.get(k) for k in ("GRPC_ECHO_SERVER", "TCP_ECHO_SERVER", "UDP_ECHO_SERVER")):
             return None  # echo-basic's other modes: the built-in server serves the declared ports
-        expanded = dataclasses.replace(
-            c, command=tuple(envmod.expand(x, env) for x in c.command), args=tuple(envmod.expand(x, env) for x in c.args)
-        )
-        return processes.runnable_argv(expanded)
+        if any("$" in w for w in (*c.command, *c.args)):  # without a `$` expansion changes nothing
+            c = dataclasses.replace(
+                c, command=tuple(envmod.expand(x, env) for x in c.command), args=tuple(envmod.expand(x, env) for x in c.args)
+            )
+        return processes.runnable_argv(c)
 
 
 def _meta_raw(pod: Pod) -> dict[str, Any]:
