@@ -85,6 +85,39 @@ def test_server_answers_over_loopback() -> None:
         server.stop()
 
 
+def test_serve_soon_wakes_the_loop_once_per_batch_and_serves_every_pod_in_order() -> None:
+    """Pods handed over while the loop is busy are taken in one wake-up, in the order
+    they came, before a call made after them (a pod's stop comes after its serving)."""
+    server = NetexecServer()
+    server.start()
+    busy, wakes = threading.Event(), []
+    real = server.loop.call_soon_threadsafe
+    try:
+        server.loop.call_soon_threadsafe(busy.wait, 10)  # the loop is busy until `busy` is set
+        server.loop.call_soon_threadsafe = lambda *a, **k: (wakes.append(a[0]), real(*a, **k))[1]  # type: ignore[method-assign]
+        pods = [(f"ns/p{i}", open_sockets_here([ContainerPort(0, "TCP")])) for i in range(10)]
+        futures = [server.serve_soon(pod, pod[3:], socks) for pod, socks in pods]
+        assert len(wakes) == 1  # one wake-up for the ten
+        server.loop.call_soon_threadsafe = real  # type: ignore[method-assign]
+        stopped = asyncio.run_coroutine_threadsafe(server._stop_pod("ns/p9"), server.loop)
+        busy.set()
+        for f in futures:
+            f.result(10)
+        stopped.result(10)
+        for pod, socks in pods[:-1]:
+            with socket.create_connection(("127.0.0.1", socks[0][1].getsockname()[1]), timeout=5) as c:
+                c.sendall(b"GET /hostname HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = b""
+                while chunk := c.recv(4096):
+                    data += chunk
+            assert data.endswith(pod[3:].encode())
+        with pytest.raises(OSError):  # stopped after it was served: no server left
+            socket.create_connection(("127.0.0.1", pods[-1][1][0][1].getsockname()[1]), timeout=2)
+    finally:
+        busy.set()
+        server.stop()
+
+
 # --- kubelet probes against the stand-in ---------------------------------------------------
 
 
