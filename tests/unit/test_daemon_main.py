@@ -50,3 +50,20 @@ def test_a_record_removed_during_bring_up_is_one_error_line(
     assert "cluster gone: cannot open" in message and "kemu clean" in message
     assert FakeHosted.stopped == 1
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_raise_fd_limit_sizes_the_descriptor_table_at_once() -> None:
+    """In a fresh process: the limit is the hard one and the kernel's table already has
+    room for FD_TABLE_PRESIZE descriptors (no growth, no RCU wait, during bring-up)."""
+    import subprocess
+
+    code = (
+        "import os, resource\n"
+        "from emu.daemon.host import FD_TABLE_PRESIZE, raise_fd_limit\n"
+        "raise_fd_limit()\n"
+        "size = int(open('/proc/self/status').read().split('FDSize:')[1].split()[0])\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "print(soft == hard, size >= FD_TABLE_PRESIZE or hard <= FD_TABLE_PRESIZE, os.path.exists(f'/proc/self/fd/{FD_TABLE_PRESIZE - 1}'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "False"]
