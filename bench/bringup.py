@@ -71,7 +71,8 @@ def _mac(ip: str) -> str:
 
 
 def ip_batch_plan(nodes: int, per_node: int, marker: str) -> tuple[list[str], dict[str, list[str]], list[str]]:
-    """The same objects kemu makes for N × M pods, as iproute2 batch lines:
+    """The same objects kemu makes for N × M pods, as iproute2 batch lines (pod veths with
+    one queue each, as kemu asks for them):
     (host batch: every `netns add`; per-namespace batches in the order to run them;
     the host batch that removes everything). `-n` is not accepted inside a batch
     (iproute2 6.1), so each namespace gets its own `ip -n NS -b FILE`."""
@@ -93,7 +94,8 @@ def ip_batch_plan(nodes: int, per_node: int, marker: str) -> tuple[list[str], di
             ip = f"10.244.{i}.{j + 2}"
             host_if = f"veth{i}x{j}"
             lines.append(
-                f"link add {host_if} index {1002 + j} master cbr0 up type veth peer name eth0 index 2 address {_mac(ip)} netns {pns}"
+                f"link add {host_if} index {1002 + j} numtxqueues 1 numrxqueues 1 master cbr0 up"
+                f" type veth peer name eth0 index 2 address {_mac(ip)} numtxqueues 1 numrxqueues 1 netns {pns}"
             )
             lines.append(f"link set dev {host_if} type bridge_slave hairpin on")
             lines.append(f"neigh replace {ip} lladdr {_mac(ip)} dev cbr0 nud permanent")
