@@ -53,20 +53,19 @@ def attributes(payload: bytes, off: int) -> dict[int, bytes]:
     return out
 
 
+def _be(value: int, fmt: str) -> int:
+    """A host-order field as classic BPF loads it (absolute loads are big-endian)."""
+    return int.from_bytes(struct.pack(fmt, value), "big")
+
+
 def only_types(*types: int) -> bytes:
     """A classic BPF socket filter passing only netlink messages of these types: the
     kernel drops the rest before they are queued (netlink runs sk_filter on broadcasts)."""
     prog = [(0x28, 0, 0, 4)]  # ldh [4]: nlmsg_type, loaded in network byte order
     for i, t in enumerate(types):
-        as_loaded = int.from_bytes(struct.pack("=H", t), "big")
-        prog.append((0x15, len(types) - i, 0, as_loaded))  # jeq → accept
+        prog.append((0x15, len(types) - i, 0, _be(t, "=H")))  # jeq → accept
     prog += [(0x06, 0, 0, 0), (0x06, 0, 0, 0xFFFFFFFF)]  # drop; accept
     return b"".join(struct.pack("=HBBI", *ins) for ins in prog)
-
-
-def _be(value: int, fmt: str) -> int:
-    """A host-order field as classic BPF loads it (absolute loads are big-endian)."""
-    return int.from_bytes(struct.pack(fmt, value), "big")
 
 
 def types_and_indexes(always: tuple[int, ...], indexed: tuple[int, ...], indexes: tuple[int, ...]) -> bytes:
